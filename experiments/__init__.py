@@ -1,0 +1,1 @@
+"""Thin experiment entry points: flags in, gan_jax library calls, run directory out."""

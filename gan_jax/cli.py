@@ -1,0 +1,110 @@
+"""Command-line flags shared by every experiment, and their validation (exit 2, one line, before any write)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import pathlib
+import sys
+from gan_jax import losses
+from gan_jax.config import DEFAULT_BETAS, OPTIMIZERS, Config, ConfigError, HParams, validate
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad value ends with one line naming the setting, and exit status 2."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def fail(message: str):
+    sys.stderr.write(f"error: {message}\n")
+    sys.exit(2)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def experiment_parser(name: str, description: str, defaults: Config, default_lr: float) -> OneLineParser:
+    """The flags every experiment accepts, with `defaults` shown in --help."""
+    parser = OneLineParser(prog=f"python -m experiments.{name}", description=description,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+    add("--seeds", type=positive_int, default=4, help="number of members (seeds) trained in parallel")
+    add("--seed", type=non_negative_int, default=0, help="first seed; member i uses seed N+i")
+    add("--steps", type=positive_int, default=defaults.steps, help="training steps (iterations)")
+    add("--batch-size", type=positive_int, default=defaults.batch_size, help="batch size")
+    add("--lr", type=positive_float, default=default_lr, help="learning rate of both networks")
+    add("--lr-g", type=positive_float, default=None, help="generator learning rate (default: --lr)")
+    add("--lr-d", type=positive_float, default=None, help="discriminator learning rate (default: --lr)")
+    add("--beta1", type=float, default=None,
+        help="first-moment decay: Adam b1, SGD momentum (default: the optimizer's usual, see README)")
+    add("--beta2", type=float, default=None,
+        help="second-moment decay: Adam b2, RMSProp decay (default: the optimizer's usual)")
+    add("--real-label", type=float, default=1.0, help="D's target for real data; 0.9 = one-sided label smoothing")
+    add("--loss", choices=sorted(losses.LOSSES), default=defaults.loss, help="loss family")
+    add("--optimizer", choices=list(OPTIMIZERS), default=defaults.optimizer, help="optimizer of both networks")
+    add("--n-disc", type=positive_int, default=defaults.n_disc, help="D updates per step")
+    add("--n-gen", type=positive_int, default=defaults.n_gen, help="G updates per step")
+    add("--log-every", type=positive_int, default=defaults.log_every, help="log metrics every N steps")
+    add("--out", type=pathlib.Path, default=None,
+        help=f"run directory (default: runs/{name}-<date>-<time>)")
+    add("--overwrite", action="store_true", help="allow writing into a non-empty --out directory")
+    add("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A parsed, validated command line: what to run, for which members, and where to write."""
+
+    cfg: Config
+    hparams: HParams  # the shared traced values; every member uses them (sweeps vary them)
+    seeds: tuple[int, ...]
+    out: pathlib.Path
+    args: argparse.Namespace
+
+
+def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace, cfg: Config, name: str) -> Experiment:
+    """Apply the shared flags to `cfg`, validate everything, and pick the run directory (not created)."""
+    cfg = cfg.replace(steps=args.steps, batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer,
+                      n_disc=args.n_disc, n_gen=args.n_gen, log_every=args.log_every)
+    b1, b2 = DEFAULT_BETAS[cfg.optimizer]
+    hp = HParams(lr_g=args.lr_g or args.lr, lr_d=args.lr_d or args.lr,
+                 beta1=b1 if args.beta1 is None else args.beta1, beta2=b2 if args.beta2 is None else args.beta2,
+                 real_label=args.real_label)
+    try:
+        validate(cfg, hp)
+    except ConfigError as e:
+        parser.error(_flag_name(str(e)))
+    out = args.out or pathlib.Path("runs") / f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        parser.error(f"--out {out} exists and is not empty; choose another directory or pass --overwrite")
+    seeds = tuple(range(args.seed, args.seed + args.seeds))
+    return Experiment(cfg, hp, seeds, out, args)
+
+
+def _flag_name(message: str) -> str:
+    """'lr_g: ...' -> '--lr-g: ...', so errors name the flag the user typed."""
+    setting, _, rest = message.partition(":")
+    return f"--{setting.replace('_', '-')}:{rest}" if "." not in setting else message
+

@@ -1,0 +1,80 @@
+"""GAN losses: pure functions of discriminator logits, in numerically stable log-sigmoid form.
+
+Each family has `<name>_discriminator_loss(real_logits, fake_logits, real_label=1.0)` and
+`<name>_generator_loss(fake_logits)`. With D(x) = sigmoid(logit):
+log D(x) = log_sigmoid(logit) and log(1 - D(x)) = log_sigmoid(-logit), stable for any logit.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+def _bce(logits: jax.Array, target) -> jax.Array:
+    """Mean binary cross-entropy of sigmoid(logits) against a (possibly smoothed) target."""
+    return -jnp.mean(target * jax.nn.log_sigmoid(logits) + (1.0 - target) * jax.nn.log_sigmoid(-logits))
+
+
+def minimax_discriminator_loss(real_logits, fake_logits, real_label=1.0):
+    """-E[log D(x)] - E[log(1 - D(G(z)))] (Goodfellow et al. 2014), real target `real_label`.
+
+    `real_label` < 1 is one-sided label smoothing (Salimans et al. 2016): fakes keep target 0.
+    """
+    return _bce(real_logits, real_label) + _bce(fake_logits, 0.0)
+
+
+def minimax_generator_loss(fake_logits):
+    """E[log(1 - D(G(z)))]: the original, saturating minimax generator loss (Goodfellow et al. 2014)."""
+    return jnp.mean(jax.nn.log_sigmoid(-fake_logits))
+
+
+non_saturating_discriminator_loss = minimax_discriminator_loss
+
+
+def non_saturating_generator_loss(fake_logits):
+    """-E[log D(G(z))]: the non-saturating generator loss (Goodfellow et al. 2014, section 3)."""
+    return -jnp.mean(jax.nn.log_sigmoid(fake_logits))
+
+
+def least_squares_discriminator_loss(real_logits, fake_logits, real_label=1.0):
+    """0.5 E[(D(x) - real_label)^2] + 0.5 E[D(G(z))^2] on raw outputs (LSGAN, Mao et al. 2017, a=0, b=1)."""
+    return 0.5 * jnp.mean((real_logits - real_label) ** 2) + 0.5 * jnp.mean(fake_logits ** 2)
+
+
+def least_squares_generator_loss(fake_logits):
+    """0.5 E[(D(G(z)) - 1)^2] (LSGAN, Mao et al. 2017, c=1)."""
+    return 0.5 * jnp.mean((fake_logits - 1.0) ** 2)
+
+
+def hinge_discriminator_loss(real_logits, fake_logits, real_label=1.0):
+    """E[relu(1 - D(x))] + E[relu(1 + D(G(z)))] (Lim & Ye 2017; Miyato et al. 2018). real_label unused."""
+    del real_label  # validated to be 1.0 for this family
+    return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+
+
+def hinge_generator_loss(fake_logits):
+    """-E[D(G(z))] (Lim & Ye 2017)."""
+    return -jnp.mean(fake_logits)
+
+
+class GANLoss(NamedTuple):
+    """The contract between the training step and a loss family."""
+
+    discriminator: Callable[..., jax.Array]
+    generator: Callable[[jax.Array], jax.Array]
+
+
+LOSSES: dict[str, GANLoss] = {
+    "minimax": GANLoss(minimax_discriminator_loss, minimax_generator_loss),
+    "non_saturating": GANLoss(non_saturating_discriminator_loss, non_saturating_generator_loss),
+    "least_squares": GANLoss(least_squares_discriminator_loss, least_squares_generator_loss),
+    "hinge": GANLoss(hinge_discriminator_loss, hinge_generator_loss),
+}
+
+
+def get_loss(name: str) -> GANLoss:
+    if name not in LOSSES:
+        raise KeyError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
+    return LOSSES[name]

@@ -1,0 +1,110 @@
+"""Figures from host arrays (numpy). Training code never imports this module."""
+from __future__ import annotations
+
+import math
+import pathlib
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
+
+
+def _save(fig, path: pathlib.Path) -> pathlib.Path:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def real_data(real: np.ndarray, path: pathlib.Path, title: str = "real data") -> pathlib.Path:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(real[:, 0], real[:, 1], s=3, c="tab:blue")
+    ax.set(title=title, xlabel="x", ylabel="y")
+    return _save(fig, path)
+
+
+def loss_curves(steps: np.ndarray, d_loss: np.ndarray, g_loss: np.ndarray, path: pathlib.Path,
+                seeds: Sequence[int]) -> pathlib.Path:
+    """D and G loss against step, one thin line per member plus the median over members."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    for ax, losses, name in ((axes[0], d_loss, "discriminator"), (axes[1], g_loss, "generator")):
+        for member, seed in enumerate(seeds):
+            ax.plot(steps, losses[member], lw=0.6, alpha=0.6, label=f"seed {seed}" if len(seeds) <= 8 else None)
+        ax.plot(steps, np.nanmedian(losses, axis=0), c="k", lw=1.4, label="median")
+        ax.set(title=f"{name} loss", xlabel="step", ylabel="loss")
+        ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def _scatter_real_fake(ax, real: np.ndarray, fake: np.ndarray, title: str, lims=None):
+    ax.scatter(real[:, 0], real[:, 1], s=2, c="tab:blue", label="real")
+    ax.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:orange", label="generated")
+    ax.set_title(title, fontsize=9)
+    if lims is not None:
+        ax.set(xlim=lims[0], ylim=lims[1])
+
+
+def _limits(real: np.ndarray, pad: float = 0.25):
+    lo, hi = real.min(0), real.max(0)
+    span = hi - lo
+    return (lo[0] - pad * span[0], hi[0] + pad * span[0]), (lo[1] - pad * span[1], hi[1] + pad * span[1])
+
+
+def snapshot_grid(snapshots: Sequence[tuple[int, np.ndarray]], real: np.ndarray, path: pathlib.Path,
+                  max_panels: int = 12, title: str = "") -> pathlib.Path:
+    """Real vs generated samples at evenly spaced snapshots (the first and last always shown)."""
+    idx = np.unique(np.linspace(0, len(snapshots) - 1, min(max_panels, len(snapshots))).round().astype(int))
+    cols = min(4, len(idx))
+    rows = math.ceil(len(idx) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    lims = _limits(real)
+    for ax, i in zip(axes.flat, idx):
+        step, fake = snapshots[i]
+        _scatter_real_fake(ax, real, fake, f"step {step}", lims)
+    for ax in axes.flat[len(idx):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7, markerscale=3)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def snapshot_gif(snapshots: Sequence[tuple[int, np.ndarray]], real: np.ndarray, path: pathlib.Path,
+                 fps: int = 5, title: str = "") -> pathlib.Path:
+    """Animated real vs generated samples, one frame per snapshot."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    lims = _limits(real)
+
+    def draw(i):
+        ax.clear()
+        step, fake = snapshots[i]
+        _scatter_real_fake(ax, real, fake, f"{title} step {step}", lims)
+        ax.legend(loc="upper center", fontsize=7, markerscale=3)
+
+    FuncAnimation(fig, draw, frames=len(snapshots)).save(path, writer=PillowWriter(fps=fps))
+    plt.close(fig)
+    return path
+
+
+def feature_space(before: dict[str, np.ndarray], after: dict[str, np.ndarray], path: pathlib.Path,
+                  update: str) -> pathlib.Path:
+    """D's 2-D feature space of real and generated samples before and after one `update` (D or G),
+    with the centroid of each set; an arrow shows where the fake centroid moved."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, feats, when in ((axes[0], before, "before"), (axes[1], after, "after")):
+        real, fake = feats["real"], feats["fake"]
+        ax.scatter(real[:, 0], real[:, 1], s=3, c="tab:blue", alpha=0.5, label="real")
+        ax.scatter(fake[:, 0], fake[:, 1], s=3, c="tab:orange", alpha=0.5, label="generated")
+        for pts, color, name in ((real, "navy", "real centroid"), (fake, "darkred", "fake centroid")):
+            c = pts.mean(0)
+            ax.scatter([c[0]], [c[1]], s=160, marker="*", c=color, edgecolors="w", label=name, zorder=3)
+        if when == "after":
+            c0, c1 = before["fake"].mean(0), fake.mean(0)
+            ax.annotate("", xy=c1, xytext=c0, arrowprops=dict(arrowstyle="->", color="darkred", lw=1.5), zorder=4)
+        gap = np.linalg.norm(real.mean(0) - fake.mean(0))
+        ax.set(title=f"D features {when} the {update} update (centroid gap {gap:.3g})",
+               xlabel="feature 1", ylabel="feature 2")
+        ax.legend(fontsize=7, markerscale=1)
+    return _save(fig, path)

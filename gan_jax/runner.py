@@ -1,0 +1,74 @@
+"""Host-side driver: runs a Sweep chunk by chunk, streams per-member metrics out, and times the run."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Sequence
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from gan_jax.config import HParams
+from gan_jax.sweep import Sweep
+from gan_jax.train import TrainState
+
+
+def chunk_plan(steps: int, chunk: int, log_every: int) -> list[int]:
+    """Chunk lengths summing to `steps`. Every chunk but the last is a multiple of `log_every`, so each
+    chunk starts on a logged step and the logged steps are exactly the multiples of `log_every`."""
+    if chunk % log_every:
+        raise ValueError(f"chunk length {chunk} must be a multiple of log_every {log_every}")
+    plan = [chunk] * (steps // chunk)
+    if steps % chunk:
+        plan.append(steps % chunk)
+    return plan
+
+
+@dataclasses.dataclass
+class RunTimes:
+    wall_s: float  # everything: init, compiles, training, callbacks
+    compile_s: float
+    train_s: float  # the compiled runs alone
+    steps: int
+    n_members: int
+
+    def summary(self) -> dict:
+        return {"wall_s": self.wall_s, "compile_s": self.compile_s, "train_s": self.train_s,
+                "steps_per_s": self.steps / self.train_s,
+                "seed_steps_per_s": self.steps * self.n_members / self.train_s}
+
+
+def metric_rows(metrics: dict[str, np.ndarray], seeds: Sequence[int], hparams: list[dict]) -> list[dict]:
+    """One row per (logged step, member) from member-stacked metrics of shape [members, logs]."""
+    rows = []
+    for member, (seed, hp) in enumerate(zip(seeds, hparams)):
+        for j in range(metrics["step"].shape[1]):
+            row = {"step": int(metrics["step"][member, j]), "member": member, "seed": int(seed), **hp}
+            row.update({k: float(v[member, j]) for k, v in metrics.items() if k != "step"})
+            rows.append(row)
+    return rows
+
+
+def train_members(sweep: Sweep, state: TrainState, hp: HParams, steps: int, chunk: int,
+                  on_metrics: Callable[[dict[str, np.ndarray]], None] | None = None,
+                  on_chunk: Callable[[TrainState], None] | None = None,
+                  progress: bool = True) -> tuple[TrainState, RunTimes]:
+    """Run all members for `steps` steps in chunks; after each chunk, hand the host copy of its metrics
+    to `on_metrics` and the state to `on_chunk` (snapshots). Metrics leave the device chunk by chunk."""
+    start = time.perf_counter()
+    train_s = 0.0
+    with tqdm(total=steps, desc="train", unit="step", disable=not progress or None) as bar:
+        for length in chunk_plan(steps, chunk, sweep.gan.cfg.log_every):
+            sweep.compile(state, hp, length)  # timed separately, once per distinct length
+            t0 = time.perf_counter()
+            state, metrics = sweep.run(state, hp, length)
+            metrics = jax.device_get(metrics)  # blocks until the chunk is done
+            train_s += time.perf_counter() - t0
+            if on_metrics:
+                on_metrics(metrics)
+            if on_chunk:
+                on_chunk(state)
+            bar.update(length)
+    times = RunTimes(time.perf_counter() - start, sweep.compile_s, train_s, steps, sweep.n_members)
+    return state, times
