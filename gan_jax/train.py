@@ -118,7 +118,7 @@ class GAN:
         _, d_tx = self.optimizers(hp)
         updates, d_opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
         metrics = {"d_loss": loss, "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
-                   "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)), "d_grad_norm": optax.global_norm(grads)}
+                   "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)), "d_grad_norm": optax.tree.norm(grads)}
         return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=d_opt_state), metrics
 
     def g_update(self, state: TrainState, hp: HParams, z: jax.Array,
@@ -134,7 +134,7 @@ class GAN:
         loss, grads = jax.value_and_grad(loss_fn)(state.g_params)
         g_tx, _ = self.optimizers(hp)
         updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
-        metrics = {"g_loss": loss, "g_grad_norm": optax.global_norm(grads)}
+        metrics = {"g_loss": loss, "g_grad_norm": optax.tree.norm(grads)}
         return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=g_opt_state), metrics
 
     def step(self, state: TrainState, hp: HParams) -> tuple[TrainState, Metrics]:

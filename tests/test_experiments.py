@@ -1,0 +1,77 @@
+"""The experiment entry points as a user runs them: flags, errors, and the run-directory contract."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from gan_jax.rundir import read_metrics
+
+R1_FIGURES = {"real_data.png", "losses.png", "samples_grid.png", "samples.gif", "final_samples_per_seed.png",
+              "features_d_update.png", "features_g_update.png"}
+
+
+def run_module(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_every_setting_with_default():
+    out = run_module("experiments.toy_quadratic", "--help").stdout
+    for flag in ("--seeds", "--seed", "--steps", "--batch-size", "--lr", "--lr-g", "--lr-d", "--loss",
+                 "--optimizer", "--log-every", "--out", "--full", "--n-disc", "--n-gen", "--real-label",
+                 "--snapshot-every", "--data", "--raw-data", "--beta1", "--beta2"):
+        assert flag in out, flag
+    assert "(default: 10000)" in out and "(default: rmsprop)" in out and "(default: 256)" in out
+
+
+@pytest.mark.parametrize("flags, setting", [
+    (["--loss", "wasserstein"], "--loss"),
+    (["--optimizer", "lbfgs"], "--optimizer"),
+    (["--lr", "-0.1"], "--lr"),
+    (["--lr-g", "0"], "--lr-g"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--steps", "-5"], "--steps"),
+    (["--seeds", "0"], "--seeds"),
+    (["--beta1", "1.5", "--optimizer", "adam"], "--beta1"),
+    (["--real-label", "0.9", "--loss", "hinge"], "--real-label"),
+    (["--snapshot-every", "15"], "--snapshot-every"),
+])
+def test_bad_input_exits_2_with_one_line_before_writing(tmp_path, flags, setting):
+    out = tmp_path / "run"
+    proc = run_module("experiments.toy_quadratic", *flags, "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and setting in lines[0], proc.stderr
+    assert not out.exists()
+
+
+def test_refuses_to_overwrite_a_run(tmp_path):
+    (tmp_path / "keep.txt").write_text("earlier work")
+    proc = run_module("experiments.toy_quadratic", "--out", str(tmp_path), "--steps", "10")
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr
+    assert (tmp_path / "keep.txt").read_text() == "earlier work"
+
+
+def test_toy_quadratic_writes_the_run_directory_contract(tmp_path):
+    out = tmp_path / "run"
+    proc = run_module("experiments.toy_quadratic", "--seeds", "2", "--seed", "5", "--steps", "300",
+                      "--snapshot-every", "100", "--log-every", "50", "--lr-d", "2e-3", "--out", str(out),
+                      "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert R1_FIGURES <= {p.name for p in (out / "figures").iterdir()}
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["steps"] == 300 and config["seeds"] == [5, 6]
+    rows = read_metrics(out / "metrics.jsonl")
+    assert len(rows) == 2 * 6  # 2 members x steps 0, 50, ..., 250
+    assert {(r["member"], r["seed"]) for r in rows} == {(0, 5), (1, 6)}
+    assert sorted({r["step"] for r in rows}) == [0, 50, 100, 150, 200, 250]
+    assert all(r["lr_d"] == pytest.approx(2e-3) and r["lr_g"] == pytest.approx(1e-3) for r in rows)
+    assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(rows[0])
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("wall_s", "compile_s", "steps_per_s", "seed_steps_per_s", "members"):
+        assert key in summary
+    assert summary["seed_steps_per_s"] == pytest.approx(2 * summary["steps_per_s"])
+    assert [m["seed"] for m in summary["members"]] == [5, 6]
+    last = [r for r in rows if r["step"] == 250 and r["member"] == 1][0]
+    assert summary["members"][1]["d_loss"] == pytest.approx(last["d_loss"])

@@ -1,0 +1,62 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import REPO
+from gan_jax.sweep import Sweep, member_keys, member_mesh, stack_hparams
+from gan_jax.config import Config, default_hparams
+from gan_jax.train import GAN
+
+SCRIPT = textwrap.dedent("""
+    import sys, jax, numpy as np
+    from gan_jax.config import Config, default_hparams
+    from gan_jax.sweep import Sweep, member_keys, stack_hparams
+    from gan_jax.train import GAN
+    cfg = Config(batch_size=64, log_every=10)
+    hp = stack_hparams([default_hparams("adam", lr) for lr in (1e-3, 2e-3, 5e-4, 1e-3)])
+    sweep = Sweep(GAN.from_config(cfg.replace(optimizer="adam")), 4)
+    state, metrics = sweep.run(sweep.init(hp, member_keys([0, 1, 2, 3])), hp, 30)
+    print("devices", len(sweep.mesh.devices.flat))
+    leaves = jax.tree.leaves(jax.device_get((state.g_params, state.d_params, metrics)))
+    np.savez(sys.argv[1], *leaves)
+""")
+
+
+def run_script(tmp_path, n_devices):
+    out = tmp_path / f"out{n_devices}.npz"
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}",
+           "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"devices {n_devices}" in proc.stdout
+    with np.load(out) as f:
+        return [f[k] for k in f.files]
+
+
+def test_sharded_over_devices_equals_one_device(tmp_path):
+    one = run_script(tmp_path, 1)
+    for n in (2, 4):
+        many = run_script(tmp_path, n)
+        for a, b in zip(one, many):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_member_mesh_uses_devices_that_divide_members():
+    devices = [object()] * 8
+    assert member_mesh(8, devices).devices.size == 8
+    assert member_mesh(12, devices).devices.size == 6
+    assert member_mesh(7, devices).devices.size == 7
+    assert member_mesh(1, devices).devices.size == 1
+
+
+def test_init_rejects_wrong_key_count():
+    sweep = Sweep(GAN.from_config(Config()), 3)
+    hp = stack_hparams([default_hparams("rmsprop")] * 3)
+    with pytest.raises(ValueError, match="2 keys for a sweep of 3 members"):
+        sweep.init(hp, member_keys([0, 1]))

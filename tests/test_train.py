@@ -1,0 +1,173 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gan_jax import data
+from gan_jax.config import Config, HParams, default_hparams
+from gan_jax.sweep import Sweep, member_keys, stack_hparams
+from gan_jax.train import GAN, make_optimizer, make_train
+
+
+def run_single(cfg, hp, seed, steps):
+    gan = GAN.from_config(cfg)
+    state = gan.init(hp.as_arrays(), jax.random.key(seed))
+    return jax.jit(gan.run, static_argnums=2)(state, hp.as_arrays(), steps)
+
+
+def run_members(cfg, hps, seeds, steps):
+    sweep = Sweep(GAN.from_config(cfg), len(seeds))
+    hp = stack_hparams(hps)
+    return sweep.run(sweep.init(hp, member_keys(seeds)), hp, steps)
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+def test_same_seed_same_numbers(tiny_cfg):
+    hp = default_hparams("rmsprop")
+    s1, m1 = run_single(tiny_cfg, hp, 3, 40)
+    s2, m2 = run_single(tiny_cfg, hp, 3, 40)
+    chex.assert_trees_all_equal(s1.g_params, s2.g_params)
+    chex.assert_trees_all_equal(m1, m2)
+    s3, _ = run_single(tiny_cfg, hp, 4, 40)
+    assert not np.allclose(s1.g_params["Dense_0"]["kernel"], s3.g_params["Dense_0"]["kernel"])
+
+
+def test_vmapped_members_equal_single_runs(tiny_cfg):
+    hp = default_hparams("rmsprop")
+    seeds = [0, 1, 2, 3]
+    state, metrics = run_members(tiny_cfg, [hp] * 4, seeds, 40)
+    for i, seed in enumerate(seeds):
+        single_state, single_metrics = run_single(tiny_cfg, hp, seed, 40)
+        assert_trees_close(jax.tree.map(lambda a: a[i], state.g_params), single_state.g_params)
+        assert_trees_close(jax.tree.map(lambda a: a[i], state.d_params), single_state.d_params)
+        assert_trees_close({k: v[i] for k, v in metrics.items()}, single_metrics, rtol=1e-4)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
+def test_member_with_other_hparams_equals_single_run(tiny_cfg, optimizer):
+    cfg = tiny_cfg.replace(optimizer=optimizer)
+    base = default_hparams(optimizer, 1e-3)
+    other = default_hparams(optimizer, 3e-3, lr_d=5e-4, beta1=0.5, real_label=0.9)
+    state, _ = run_members(cfg, [base, other], [7, 7], 40)
+    single_other, _ = run_single(cfg, other, 7, 40)
+    single_base, _ = run_single(cfg, base, 7, 40)
+    assert_trees_close(jax.tree.map(lambda a: a[1], state.g_params), single_other.g_params)
+    assert_trees_close(jax.tree.map(lambda a: a[0], state.g_params), single_base.g_params)
+    # and the hyperparameters really differ in effect
+    assert not np.allclose(single_other.g_params["Dense_0"]["kernel"], single_base.g_params["Dense_0"]["kernel"])
+
+
+def test_member_does_not_depend_on_neighbours(tiny_cfg):
+    hp = default_hparams("rmsprop")
+    alone, _ = run_members(tiny_cfg, [hp], [5], 40)
+    crowd, _ = run_members(tiny_cfg, [hp] * 3, [9, 5, 11], 40)
+    assert_trees_close(jax.tree.map(lambda a: a[0], alone.g_params), jax.tree.map(lambda a: a[1], crowd.g_params))
+
+
+def test_chunked_run_equals_one_run(tiny_cfg):
+    hp = stack_hparams([default_hparams("rmsprop")] * 2)
+    sweep = Sweep(GAN.from_config(tiny_cfg), 2)
+    whole, m_whole = sweep.run(sweep.init(hp, member_keys([0, 1])), hp, 60)
+    state = sweep.init(hp, member_keys([0, 1]))
+    state, m_a = sweep.run(state, hp, 20)
+    state, m_b = sweep.run(state, hp, 40)
+    chex.assert_trees_all_equal(whole, state)  # same member layout: bitwise
+    np.testing.assert_array_equal(np.concatenate([m_a["step"], m_b["step"]], 1), m_whole["step"])
+
+
+def test_logged_steps_with_remainder(tiny_cfg):
+    _, metrics = run_single(tiny_cfg.replace(log_every=10), default_hparams("rmsprop"), 0, 25)
+    np.testing.assert_array_equal(metrics["step"], [0, 10, 20])
+    assert set(metrics) >= {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm"}
+
+
+def test_n_disc_and_n_gen_count_updates(tiny_cfg):
+    cfg = tiny_cfg.replace(optimizer="adam", n_disc=3, n_gen=2)
+    state, _ = run_single(cfg, default_hparams("adam"), 0, 10)
+    assert int(state.d_opt_state.inner_state[0].count) == 30
+    assert int(state.g_opt_state.inner_state[0].count) == 20
+    assert int(state.step) == 10
+
+
+def test_no_recompiles_across_calls_and_hparams(tiny_cfg):
+    gan = GAN.from_config(tiny_cfg)
+    traced_run = chex.assert_max_traces(gan.run, n=1)
+    run = jax.jit(jax.vmap(traced_run, in_axes=(0, 0, None)), static_argnums=2)
+    for lr in (1e-3, 2e-3, 5e-4):  # new traced values must not retrace
+        hp = stack_hparams([default_hparams("rmsprop", lr)] * 2)
+        state = jax.vmap(gan.init)(hp, member_keys([0, 1]))
+        for _ in range(2):
+            state, _ = run(state, hp, 10)
+    sweep = Sweep(gan, 2)
+    state = sweep.init(hp, member_keys([0, 1]))
+    for _ in range(3):
+        state, _ = sweep.run(state, hp, 10)
+    assert len(sweep._compiled) == 1
+
+
+def test_rmsprop_matches_tf1_semantics():
+    # TF1 RMSProp: ms starts at 1; ms = 0.9 ms + 0.1 g^2; p -= lr g / sqrt(ms + eps)
+    tx = make_optimizer("rmsprop", 0.01, 0.0, 0.9)
+    params = {"w": jnp.array([1.0])}
+    updates, _ = tx.update({"w": jnp.array([2.0])}, tx.init(params), params)
+    ms = 0.9 * 1.0 + 0.1 * 4.0
+    assert float(updates["w"][0]) == pytest.approx(-0.01 * 2.0 / np.sqrt(ms + 1e-10), rel=1e-6)
+
+
+def test_adam_betas_are_traced():
+    tx = make_optimizer("adam", jnp.float32(0.1), jnp.float32(0.5), jnp.float32(0.9))
+    state = tx.init({"w": jnp.zeros(1)})
+    assert float(state.hyperparams["b1"]) == 0.5 and float(state.hyperparams["b2"]) == pytest.approx(0.9)
+    ref = optax.adam(0.1, b1=0.5, b2=0.9)
+    g = {"w": jnp.array([0.3])}
+    u, _ = tx.update(g, state)
+    u_ref, _ = ref.update(g, ref.init({"w": jnp.zeros(1)}))
+    np.testing.assert_allclose(u["w"], u_ref["w"], rtol=1e-6)
+
+
+def test_make_train_is_pure_and_vmappable(tiny_cfg):
+    train = make_train(tiny_cfg.replace(steps=20))
+    hp = stack_hparams([default_hparams("rmsprop")] * 2)
+    states, metrics = jax.jit(jax.vmap(train))(hp, member_keys([0, 1]))
+    assert metrics["d_loss"].shape == (2, 2)
+    single, _ = jax.jit(train)(default_hparams("rmsprop").as_arrays(), jax.random.key(1))
+    assert_trees_close(jax.tree.map(lambda a: a[1], states.g_params), single.g_params)
+
+
+def test_custom_sampler_plugs_in(tiny_cfg):
+    def circle(key, n):
+        angle = jax.random.uniform(key, (n,), maxval=2 * jnp.pi)
+        return jnp.stack([jnp.cos(angle), jnp.sin(angle), jnp.zeros(n)], -1)
+
+    gan = GAN.from_config(tiny_cfg, circle, data_dim=3)
+    state = gan.init(default_hparams("rmsprop").as_arrays(), jax.random.key(0))
+    state, metrics = gan.run(state, default_hparams("rmsprop").as_arrays(), 10)
+    assert gan.generate(state.g_params, jnp.zeros((5, 2))).shape == (5, 3)
+    assert np.isfinite(metrics["d_loss"]).all()
+
+
+def curve_error(gan, g_params, n=2000):
+    """Median distance of generated points from y = 10 + x^2, in units of the data's y spread."""
+    dataset = data.get_dataset("quadratic")
+    x = dataset.to_raw(np.asarray(gan.generate(g_params, gan.sample_noise(jax.random.key(123), n))), True)
+    return float(np.median(np.abs(x[:, 1] - (10 + x[:, 0] ** 2)))) / dataset.std[1]
+
+
+def test_learns_the_quadratic_curve():
+    cfg = Config(steps=3000)
+    gan = GAN.from_config(cfg)
+    hp = default_hparams("rmsprop").as_arrays()
+    untrained = gan.init(hp, jax.random.key(0))
+    trained, _ = jax.jit(gan.run, static_argnums=2)(untrained, hp, 3000)
+    before, after = curve_error(gan, untrained.g_params), curve_error(gan, trained.g_params)
+    assert before > 0.3, before  # an untrained generator is far off the curve
+    assert after < 0.08, after
+    x = data.get_dataset("quadratic").to_raw(
+        np.asarray(gan.generate(trained.g_params, gan.sample_noise(jax.random.key(1), 2000))), True)
+    assert x[:, 0].min() < -35 and x[:, 0].max() > 35  # it covers the x range, not one point of it
