@@ -3,6 +3,7 @@ trained as one compiled program, the member axis sharded over the available devi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Sequence
 
@@ -15,6 +16,7 @@ from gan_jax.config import HParams
 from gan_jax.train import GAN, Metrics, TrainState
 
 MEMBER_AXIS = "members"
+CPU_MEMBER_BLOCK = 32
 
 
 def use_cpu_cores_as_devices() -> None:
@@ -61,14 +63,17 @@ class Sweep:
     gan: GAN
     n_members: int
     devices: Sequence[jax.Device] | None = None
+    member_block: int | None = None  # members vmapped together per device; None: 32 on CPU, all elsewhere
     compile_s: float = 0.0  # total seconds spent compiling so far
 
     def __post_init__(self):
         self.mesh = member_mesh(self.n_members, self.devices)
         self.sharding = NamedSharding(self.mesh, PartitionSpec(MEMBER_AXIS))
+        local = self.n_members // self.mesh.devices.size
+        if self.member_block is None:
+            self.member_block = CPU_MEMBER_BLOCK if self.mesh.devices.flat[0].platform == "cpu" else local
+        self.block = max(b for b in range(1, min(self.member_block, local) + 1) if local % b == 0)
         self._init = jax.jit(jax.vmap(self.gan.init), out_shardings=self.sharding)
-        self._run = jax.jit(jax.vmap(self.gan.run, in_axes=(0, 0, None)), static_argnums=2,
-                            out_shardings=self.sharding, donate_argnums=0)
         self._compiled: dict[int, jax.stages.Compiled] = {}
         self._generate = jax.jit(jax.vmap(self.gan.generate, in_axes=(0, None)))
 
@@ -88,10 +93,26 @@ class Sweep:
     def compile(self, state: TrainState, hp: HParams, num_steps: int) -> jax.stages.Compiled:
         """The compiled run of `num_steps` steps (compiled once per distinct length)."""
         if num_steps not in self._compiled:
+            spec = PartitionSpec(MEMBER_AXIS)
+            run = jax.shard_map(functools.partial(self._run_local, num_steps=num_steps), mesh=self.mesh,
+                                in_specs=(spec, spec), out_specs=spec)
             start = time.perf_counter()
-            self._compiled[num_steps] = self._run.lower(state, self.shard(hp), num_steps).compile()
+            self._compiled[num_steps] = jax.jit(run, donate_argnums=0).lower(state, self.shard(hp)).compile()
             self.compile_s += time.perf_counter() - start
         return self._compiled[num_steps]
+
+    def _run_local(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
+        """One device's members: blocks of `self.block` members run one after another (lax.map), each
+        block vmapped and scanned over all steps. On a CPU a small block keeps its activations in cache
+        (measured: 32-member blocks beat one 128-member vmap by ~10% on R1)."""
+        local = jax.tree.leaves(state)[0].shape[0]
+        run = jax.vmap(functools.partial(self.gan.run, num_steps=num_steps))
+        if local == self.block:
+            return run(state, hp)
+        split = lambda a: a.reshape((local // self.block, self.block) + a.shape[1:])  # noqa: E731
+        merge = lambda a: a.reshape((local,) + a.shape[2:])  # noqa: E731
+        out = jax.lax.map(lambda args: run(*args), (jax.tree.map(split, state), jax.tree.map(split, hp)))
+        return jax.tree.map(merge, out)
 
     def run(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
         """Advance every member `num_steps` steps. Donates `state`: use the returned one."""
