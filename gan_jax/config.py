@@ -63,6 +63,7 @@ class Config:
     steps: int = 10_000
     n_disc: int = 1  # D updates per step
     n_gen: int = 1  # G updates per step
+    share_batch: bool = True  # every update of a step uses one (x, z) batch, as R1; else fresh batches
     log_every: int = 10
 
     def replace(self, **changes: Any) -> "Config":

@@ -138,18 +138,27 @@ class GAN:
         return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=g_opt_state), metrics
 
     def step(self, state: TrainState, hp: HParams) -> tuple[TrainState, Metrics]:
-        """`n_disc` D updates then `n_gen` G updates, each on fresh batches drawn from keys that depend
-        on (member key, step, update) alone, so a resumed run draws what an uninterrupted one would."""
-        k_d, k_g = jax.random.split(jax.random.fold_in(state.key, state.step))
+        """`n_disc` D updates then `n_gen` G updates. Batches come from keys that depend on (member key,
+        step, update) alone, so a resumed run draws what an uninterrupted one would. With
+        `cfg.share_batch` (R1's tutorial) every update of the step uses one (x, z) batch, and XLA
+        computes G(z) once for the D updates and the first G update."""
+        k_d, k_g, k_shared = jax.random.split(jax.random.fold_in(state.key, state.step), 3)
         batch = self.cfg.batch_size
+
+        def draw(key):
+            k_data, k_noise = jax.random.split(key)
+            return self.sample_data(k_data, batch), self.sample_noise(k_noise, batch)
+
+        shared = draw(k_shared) if self.cfg.share_batch else None
         metrics = {"step": state.step}
         for i in range(self.cfg.n_disc):
-            k_data, k_noise, k_drop = jax.random.split(jax.random.fold_in(k_d, i), 3)
-            state, d_metrics = self.d_update(state, hp, self.sample_data(k_data, batch),
-                                             self.sample_noise(k_noise, batch), k_drop)
+            k_batch, k_drop = jax.random.split(jax.random.fold_in(k_d, i))
+            real, z = shared if shared else draw(k_batch)
+            state, d_metrics = self.d_update(state, hp, real, z, k_drop)
         for i in range(self.cfg.n_gen):
             k_noise, k_drop = jax.random.split(jax.random.fold_in(k_g, i))
-            state, g_metrics = self.g_update(state, hp, self.sample_noise(k_noise, batch), k_drop)
+            z = shared[1] if shared else self.sample_noise(k_noise, batch)
+            state, g_metrics = self.g_update(state, hp, z, k_drop)
         metrics.update(d_metrics)  # the last update's values
         metrics.update(g_metrics)
         return state.replace(step=state.step + 1), metrics

@@ -60,3 +60,17 @@ def test_init_rejects_wrong_key_count():
     hp = stack_hparams([default_hparams("rmsprop")] * 3)
     with pytest.raises(ValueError, match="2 keys for a sweep of 3 members"):
         sweep.init(hp, member_keys([0, 1]))
+
+
+def test_member_blocks_equal_one_vmap():
+    cfg = Config(batch_size=64, log_every=10)
+    gan = GAN.from_config(cfg)
+    hp = stack_hparams([default_hparams("rmsprop", lr) for lr in (1e-3, 2e-3, 1e-3, 5e-4)])
+    results = []
+    for block in (4, 2, 1):
+        sweep = Sweep(gan, 4, member_block=block)
+        assert sweep.block == block
+        results.append(sweep.run(sweep.init(hp, member_keys([0, 1, 2, 3])), hp, 30))
+    for other in results[1:]:
+        for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(other)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

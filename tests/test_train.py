@@ -38,7 +38,9 @@ def test_same_seed_same_numbers(tiny_cfg):
     assert not np.allclose(s1.g_params["Dense_0"]["kernel"], s3.g_params["Dense_0"]["kernel"])
 
 
-def test_vmapped_members_equal_single_runs(tiny_cfg):
+@pytest.mark.parametrize("share_batch", [True, False])
+def test_vmapped_members_equal_single_runs(tiny_cfg, share_batch):
+    tiny_cfg = tiny_cfg.replace(share_batch=share_batch)
     hp = default_hparams("rmsprop")
     seeds = [0, 1, 2, 3]
     state, metrics = run_members(tiny_cfg, [hp] * 4, seeds, 40)
@@ -93,6 +95,27 @@ def test_n_disc_and_n_gen_count_updates(tiny_cfg):
     assert int(state.d_opt_state.inner_state[0].count) == 30
     assert int(state.g_opt_state.inner_state[0].count) == 20
     assert int(state.step) == 10
+
+
+@pytest.mark.parametrize("share_batch", [True, False])
+def test_step_is_d_then_g_update_on_the_step_keys_batches(tiny_cfg, share_batch):
+    """R1 (share_batch) uses one (x, z) batch for every update of a step; otherwise each update draws
+    its own. Rebuild the step by hand from its keys and compare."""
+    cfg = tiny_cfg.replace(share_batch=share_batch)
+    gan = GAN.from_config(cfg)
+    hp = default_hparams("rmsprop").as_arrays()
+    state = gan.init(hp, jax.random.key(0))
+    stepped, _ = gan.step(state, hp)
+    k_d, k_g, k_shared = jax.random.split(jax.random.fold_in(state.key, 0), 3)
+    k_batch, k_drop = jax.random.split(jax.random.fold_in(k_d, 0))
+    k_data, k_noise = jax.random.split(k_shared if share_batch else k_batch)
+    real, z = gan.sample_data(k_data, 64), gan.sample_noise(k_noise, 64)
+    manual, _ = gan.d_update(state, hp, real, z, k_drop)
+    k_noise_g, k_drop_g = jax.random.split(jax.random.fold_in(k_g, 0))
+    z_g = z if share_batch else gan.sample_noise(k_noise_g, 64)
+    manual, _ = gan.g_update(manual, hp, z_g, k_drop_g)
+    assert_trees_close(manual.g_params, stepped.g_params, rtol=1e-6, atol=1e-7)
+    assert_trees_close(manual.d_params, stepped.d_params, rtol=1e-6, atol=1e-7)
 
 
 def test_no_recompiles_across_calls_and_hparams(tiny_cfg):
