@@ -70,7 +70,8 @@ def test_member_blocks_equal_one_vmap():
     for block in (4, 2, 1):
         sweep = Sweep(gan, 4, member_block=block)
         assert sweep.block == block
-        results.append(sweep.run(sweep.init(hp, member_keys([0, 1, 2, 3])), hp, 30))
+        state, metrics = sweep.run(sweep.init(hp, member_keys([0, 1, 2, 3])), hp, 30)
+        results.append((state.g_params, state.d_params, state.d_opt_state, metrics))
     for other in results[1:]:
         for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(other)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
