@@ -166,6 +166,8 @@ class GAN:
     def run(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
         """`num_steps` steps in one scan; metrics of every step whose index is a multiple of
         `log_every` (given that `state.step` starts at one), stacked along a leading axis."""
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be a positive integer, got {num_steps}")
         window = min(self.cfg.log_every, num_steps)
 
         def run_window(state, length):

@@ -55,11 +55,15 @@ def test_member_mesh_uses_devices_that_divide_members():
     assert member_mesh(1, devices).devices.size == 1
 
 
-def test_init_rejects_wrong_key_count():
+def test_rejects_wrong_member_counts():
     sweep = Sweep(GAN.from_config(Config()), 3)
     hp = stack_hparams([default_hparams("rmsprop")] * 3)
-    with pytest.raises(ValueError, match="2 keys for a sweep of 3 members"):
+    with pytest.raises(ValueError, match="leading member axis of 3, got shape \\(2,\\)"):
         sweep.init(hp, member_keys([0, 1]))
+    with pytest.raises(ValueError, match="leading member axis of 3"):
+        sweep.init(stack_hparams([default_hparams("rmsprop")] * 2), member_keys([0, 1, 2]))
+    with pytest.raises(ValueError, match="member_block"):
+        Sweep(GAN.from_config(Config()), 3, member_block=0)
 
 
 def test_member_blocks_equal_one_vmap():
