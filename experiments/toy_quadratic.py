@@ -5,8 +5,9 @@
     python -m experiments.toy_quadratic --data ring8    # the other toy datasets, same model
 
 Figures (in <run>/figures): the real data, D and G loss curves of every member, real vs generated samples
-every --snapshot-every steps (PNG grid and GIF), and D's 2-D feature space before and after a D update and a
-G update, with centroids.
+every --snapshot-every steps (PNG grid and GIF), D's 2-D feature space before and after a D update and a
+G update, with centroids, and the sample-quality metrics (gan_jax.eval.toy) against step with a 95% band
+over seeds. The metrics are measured on 2,500 samples per member at every snapshot.
 """
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gan_jax import cli, data, experiment, plotting  # noqa: E402
+from gan_jax.eval import stats  # noqa: E402
+from gan_jax.eval import toy as toy_eval  # noqa: E402
 from gan_jax.config import Config  # noqa: E402
 from gan_jax.train import GAN, TrainState  # noqa: E402
 
 R1 = Config()  # the config defaults are R1: widths 16/16, D's 2-unit feature layer, RMSProp 1e-3, batch 256
 R1_FULL_STEPS = 100_001
+EVAL_SAMPLES = 2500  # samples per member for the metrics (the VEEGAN / PacGAN protocol's count)
 
 
 def parse(argv):
@@ -68,7 +72,8 @@ def main(argv=None):
     exp = parse(sys.argv[1:] if argv is None else argv)
     dataset = data.get_dataset(exp.cfg.data)
     gan = GAN.from_config(exp.cfg)
-    to_raw = lambda x: dataset.to_raw(np.asarray(x), exp.cfg.standardize)  # noqa: E731
+    to_data_units = lambda x: dataset.to_raw(x, exp.cfg.standardize)  # noqa: E731
+    to_raw = lambda x: to_data_units(np.asarray(x))  # noqa: E731
     k_real, k_z, k_feat = jax.random.split(jax.random.key(exp.seeds[0] + 10_000), 3)
     real = np.asarray(dataset.sample(k_real, 1024))
     z_fixed = gan.sample_noise(k_z, 512)
@@ -81,8 +86,16 @@ def main(argv=None):
         snapshots.append((int(jax.device_get(state.step)[0]), to_raw(fake[0])))
         final_fakes[:] = [to_raw(f) for f in fake]
 
-    result = experiment.run(exp, gan, exp.args.snapshot_every, on_chunk=on_chunk,
-                            extra_config={"experiment": "toy_quadratic", "reference": "R1"})
+    metric_fn = toy_eval.metrics_fn(dataset)
+    real_eval = dataset.sample(jax.random.fold_in(k_real, 1), EVAL_SAMPLES)
+    z_eval = gan.sample_noise(jax.random.fold_in(k_z, 1), EVAL_SAMPLES)
+
+    def evaluate(sweep, state):
+        return sweep.evaluate(state, z_eval, lambda x: metric_fn(to_data_units(x), real_eval))
+
+    result = experiment.run(exp, gan, exp.args.snapshot_every, on_chunk=on_chunk, evaluate=evaluate,
+                            extra_config={"experiment": "toy_quadratic", "reference": "R1",
+                                          "eval_samples": EVAL_SAMPLES})
     write_figures(result, gan, exp, real, snapshots, final_fakes, k_feat)
     print_summary(result)
 
@@ -102,6 +115,8 @@ def write_figures(result, gan, exp, real, snapshots, final_fakes, key):
     before_d, after_d, after_g = feature_views(gan, member0, exp.hparams.as_arrays(), key)
     plotting.feature_space(before_d, after_d, fig_dir / "features_d_update.png", "D")
     plotting.feature_space(after_d, after_g, fig_dir / "features_g_update.png", "G")
+    plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
+                          fig_dir / "eval_metrics.png")
 
 
 def print_summary(result):
@@ -109,8 +124,11 @@ def print_summary(result):
     print(f"{s['n_members']} members x {s['steps']} steps on {s['devices']} device(s): "
           f"{s['seed_steps_per_s']:,.0f} seed-steps/s, compile {s['compile_s']:.1f} s, wall {s['wall_s']:.1f} s")
     for m in s["members"]:
+        evals = "  ".join(f"{k[5:]} {v:.4g}" for k, v in m.items() if k.startswith("eval_"))
         print(f"  seed {m['seed']}: d_loss {m['d_loss']:.3f}  g_loss {m['g_loss']:.3f}  "
-              f"D(real) {m['d_real']:.3f}  D(fake) {m['d_fake']:.3f}")
+              f"D(real) {m['d_real']:.3f}  D(fake) {m['d_fake']:.3f}  {evals}")
+    for name, summary in s["over_seeds"].items():
+        print(f"  {name[5:]} over seeds: {stats.format_ci(summary)}")
     print(f"run directory: {result.run.path}")
 
 

@@ -108,3 +108,20 @@ def feature_space(before: dict[str, np.ndarray], after: dict[str, np.ndarray], p
                xlabel="feature 1", ylabel="feature 2")
         ax.legend(fontsize=7, markerscale=1)
     return _save(fig, path)
+
+
+def metric_bands(steps: np.ndarray, metrics: dict[str, np.ndarray], path: pathlib.Path) -> pathlib.Path:
+    """Each metric against step: mean over seeds with its 95% confidence band, and every seed faintly."""
+    from gan_jax.eval.stats import mean_ci95
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for ax, (name, values) in zip(axes.flat, metrics.items()):
+        summaries = [mean_ci95(values[:, t]) for t in range(values.shape[1])]
+        mean = np.array([s["mean"] for s in summaries])
+        half = np.nan_to_num(np.array([s["ci95"] for s in summaries]))
+        ax.plot(steps, values.T, c="grey", lw=0.5, alpha=0.4)
+        ax.plot(steps, mean, c="tab:blue", lw=1.6, label=f"mean over {values.shape[0]} seeds")
+        ax.fill_between(steps, mean - half, mean + half, color="tab:blue", alpha=0.25, label="95% CI")
+        ax.set(title=name, xlabel="step")
+        ax.legend(fontsize=7)
+    return _save(fig, path)

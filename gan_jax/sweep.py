@@ -78,6 +78,7 @@ class Sweep:
         self._init = jax.jit(jax.vmap(self.gan.init), out_shardings=self.sharding)
         self._compiled: dict[int, jax.stages.Compiled] = {}
         self._generate = jax.jit(jax.vmap(self.gan.generate, in_axes=(0, None)))
+        self._evaluators: dict = {}
 
     def shard(self, tree):
         """Place a member-stacked pytree on the mesh, after checking its leading axis is the member axis."""
@@ -126,6 +127,15 @@ class Sweep:
     def generate(self, state: TrainState, z: jax.Array) -> jax.Array:
         """Every member's samples for the same noise z: [members, n, ...]."""
         return self._generate(state.g_params, z)
+
+    def evaluate(self, state: TrainState, z: jax.Array, metric_fn) -> dict[str, jax.Array]:
+        """`metric_fn(samples) -> {name: scalar}` of every member's samples G(z): {name: [members]}.
+        Compiled once per (metric_fn, z shape)."""
+        key = (metric_fn, z.shape)
+        if key not in self._evaluators:
+            self._evaluators[key] = jax.jit(jax.vmap(lambda g, z: metric_fn(self.gan.generate(g, z)),
+                                                     in_axes=(0, None)))
+        return self._evaluators[key](state.g_params, z)
 
 
 def jit_single_step(gan: GAN):

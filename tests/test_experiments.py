@@ -9,7 +9,7 @@ from conftest import REPO
 from gan_jax.rundir import read_metrics
 
 R1_FIGURES = {"real_data.png", "losses.png", "samples_grid.png", "samples.gif", "final_samples_per_seed.png",
-              "features_d_update.png", "features_g_update.png"}
+              "features_d_update.png", "features_g_update.png", "eval_metrics.png"}
 
 
 def run_module(*args, timeout=300):
@@ -62,8 +62,11 @@ def test_toy_quadratic_writes_the_run_directory_contract(tmp_path):
     assert R1_FIGURES <= {p.name for p in (out / "figures").iterdir()}
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["steps"] == 300 and config["seeds"] == [5, 6]
-    rows = read_metrics(out / "metrics.jsonl")
+    all_rows = read_metrics(out / "metrics.jsonl")
+    rows = [r for r in all_rows if "d_loss" in r]
+    eval_rows = [r for r in all_rows if "eval_curve_distance" in r]
     assert len(rows) == 2 * 6  # 2 members x steps 0, 50, ..., 250
+    assert sorted({r["step"] for r in eval_rows}) == [0, 100, 200, 300] and len(eval_rows) == 8
     assert {(r["member"], r["seed"]) for r in rows} == {(0, 5), (1, 6)}
     assert sorted({r["step"] for r in rows}) == [0, 50, 100, 150, 200, 250]
     assert all(r["lr_d"] == pytest.approx(2e-3) and r["lr_g"] == pytest.approx(1e-3) for r in rows)
@@ -75,3 +78,9 @@ def test_toy_quadratic_writes_the_run_directory_contract(tmp_path):
     assert [m["seed"] for m in summary["members"]] == [5, 6]
     last = [r for r in rows if r["step"] == 250 and r["member"] == 1][0]
     assert summary["members"][1]["d_loss"] == pytest.approx(last["d_loss"])
+    last_eval = [r for r in eval_rows if r["step"] == 300 and r["member"] == 1][0]
+    for name in ("eval_curve_distance", "eval_x_ks", "eval_mmd"):
+        assert summary["members"][1][name] == pytest.approx(last_eval[name])
+        assert summary["over_seeds"][name]["n"] == 2
+    first_eval = [r for r in eval_rows if r["step"] == 0 and r["member"] == 1][0]
+    assert last_eval["eval_curve_distance"] < first_eval["eval_curve_distance"]  # it learned something

@@ -1,0 +1,108 @@
+"""Sample-quality metrics for the toy 2-D datasets. Pure, jittable functions of sample arrays.
+
+Mixtures (ring8, grid25) follow the VEEGAN / PacGAN protocol: a sample is high quality if it lies within
+3 standard deviations of its nearest mode; a mode is covered if it receives at least `min_share` of the
+samples as high-quality ones (default 20 of 2,500, 0.8%); the reverse KL is KL(p || uniform) of the
+histogram of high-quality samples over modes (0 for a perfect sampler, log K for full collapse, nan when
+no sample is high quality).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from gan_jax.data.toy import ToyDataset
+
+MIN_MODE_SHARE = 20 / 2500
+
+
+def mode_metrics(samples: jax.Array, modes: jax.Array, std: float,
+                 min_share: float = MIN_MODE_SHARE) -> dict[str, jax.Array]:
+    dist = jnp.linalg.norm(samples[:, None, :] - jnp.asarray(modes)[None], axis=-1)
+    nearest = jnp.argmin(dist, axis=1)
+    high_quality = jnp.min(dist, axis=1) <= 3.0 * std
+    counts = jnp.zeros(modes.shape[0]).at[nearest].add(high_quality.astype(jnp.float32))
+    p = counts / jnp.maximum(counts.sum(), 1.0)
+    reverse_kl = jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.maximum(p, 1e-30) * modes.shape[0]), 0.0))
+    reverse_kl = jnp.where(counts.sum() > 0, reverse_kl, jnp.nan)  # undefined without high-quality samples
+    return {"modes_covered": jnp.sum(counts >= min_share * samples.shape[0]).astype(jnp.float32),
+            "high_quality": jnp.mean(high_quality.astype(jnp.float32)),
+            "mode_reverse_kl": reverse_kl}
+
+
+def ks_statistic(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Two-sample Kolmogorov-Smirnov statistic sup |F_a - F_b| of 1-D samples."""
+    a, b = jnp.sort(a), jnp.sort(b)
+    pooled = jnp.concatenate([a, b])
+    cdf_a = jnp.searchsorted(a, pooled, side="right") / a.shape[0]
+    cdf_b = jnp.searchsorted(b, pooled, side="right") / b.shape[0]
+    return jnp.max(jnp.abs(cdf_a - cdf_b))
+
+
+MMD_SAMPLES = 1000  # per side; the kernel matrix is (2 * MMD_SAMPLES)^2
+BANDWIDTH_SAMPLES = 256  # per side, for the median heuristic (a full median sorts millions of pairs)
+
+
+def mmd_rbf(x: jax.Array, y: jax.Array) -> jax.Array:
+    """Unbiased squared MMD of the first MMD_SAMPLES of x and y with a Gaussian kernel exp(-d^2 / (2 s^2)),
+    s^2 = median squared pairwise distance of the first BANDWIDTH_SAMPLES of each, pooled (the median
+    heuristic, Gretton et al. 2012)."""
+    x, y = x[:MMD_SAMPLES], y[:MMD_SAMPLES]
+    pooled = jnp.concatenate([x, y])
+    head = jnp.concatenate([x[:BANDWIDTH_SAMPLES], y[:BANDWIDTH_SAMPLES]])
+    s2 = jnp.median(jnp.sum((head[:, None] - head[None]) ** 2, axis=-1))
+    d2 = jnp.sum((pooled[:, None] - pooled[None]) ** 2, axis=-1)
+    k = jnp.exp(-d2 / (2.0 * s2))
+    n, m = x.shape[0], y.shape[0]
+    kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
+    off = lambda kk, size: (kk.sum() - jnp.trace(kk)) / (size * (size - 1))  # noqa: E731
+    return off(kxx, n) + off(kyy, m) - 2.0 * kxy.mean()
+
+
+def _curve_points(dataset: ToyDataset, sign: float = 1.0, n: int = 2001) -> jax.Array:
+    x = jnp.linspace(-50.0, 50.0, n)
+    return jnp.stack([x, sign * (10.0 + x * x)], axis=-1)
+
+
+def _standardize(points, dataset: ToyDataset):
+    return (points - jnp.asarray(dataset.mean)) / jnp.asarray(dataset.std)
+
+
+def curve_distance(samples: jax.Array, dataset: ToyDataset, signs=(1.0,)) -> jax.Array:
+    """Per-sample Euclidean distance to the nearest curve, in units of the data's standard deviation per
+    coordinate (so both axes count alike), for samples in the data's own units."""
+    s = _standardize(samples, dataset)
+    dists = [jnp.min(jnp.linalg.norm(s[:, None] - _standardize(_curve_points(dataset, sign), dataset)[None],
+                                     axis=-1), axis=1) for sign in signs]
+    return jnp.stack(dists, axis=-1)  # [n, n_curves]
+
+
+def quadratic_metrics(samples: jax.Array, real: jax.Array, dataset: ToyDataset) -> dict[str, jax.Array]:
+    dist = curve_distance(samples, dataset)[:, 0]
+    return {"curve_distance": jnp.median(dist),
+            "x_ks": ks_statistic(samples[:, 0], real[:, 0]),
+            "mmd": mmd_rbf(_standardize(samples, dataset), _standardize(real, dataset))}
+
+
+ON_CURVE = 0.05  # a sample within 0.05 data standard deviations of a curve lies on it
+
+
+def two_curves_metrics(samples: jax.Array, real: jax.Array, dataset: ToyDataset) -> dict[str, jax.Array]:
+    dist = curve_distance(samples, dataset, signs=(1.0, -1.0))
+    nearest = jnp.min(dist, axis=1)
+    on = nearest <= ON_CURVE  # each sample counts for its nearest curve only (they meet near x = 0)
+    upper = dist[:, 0] <= dist[:, 1]
+    return {"share_upper": jnp.mean(on & upper), "share_lower": jnp.mean(on & ~upper),
+            "curve_distance": jnp.median(nearest),
+            "mmd": mmd_rbf(_standardize(samples, dataset), _standardize(real, dataset))}
+
+
+def metrics_fn(dataset: ToyDataset) -> Callable[[jax.Array, jax.Array], dict[str, jax.Array]]:
+    """`(samples, real) -> metrics` for `dataset`, both arrays in the data's own units."""
+    if dataset.modes is not None:
+        return lambda samples, real: mode_metrics(samples, dataset.modes, dataset.mode_std)
+    if dataset.name == "two_curves":
+        return lambda samples, real: two_curves_metrics(samples, real, dataset)
+    return lambda samples, real: quadratic_metrics(samples, real, dataset)
