@@ -27,6 +27,43 @@ class Result:
     evals: dict[str, np.ndarray]  # eval_<metric> -> [members, evaluations]
 
 
+class _Recorder:
+    """Host-side record of a run: streams rows to metrics.jsonl and keeps what figures and summary need."""
+
+    def __init__(self, out: rundir.RunDir, seeds, hparams: list[dict]):
+        self.out, self.seeds, self.hparams = out, seeds, hparams
+        self.history: dict[str, list[np.ndarray]] = {}
+        self.evals: dict[str, list[np.ndarray]] = {}
+        self.eval_steps: list[int] = []
+
+    def train_metrics(self, metrics: dict[str, np.ndarray]) -> None:
+        self.out.append_metrics(metric_rows(metrics, self.seeds, self.hparams))
+        for k, v in metrics.items():
+            self.history.setdefault(k, []).append(np.asarray(v))
+
+    def evaluation(self, step: int, values: dict[str, np.ndarray]) -> None:
+        values = {f"eval_{k}": np.asarray(v) for k, v in values.items()}
+        self.out.append_metrics({"step": step, "member": i, "seed": seed, **self.hparams[i],
+                                 **{k: float(v[i]) for k, v in values.items()}}
+                                for i, seed in enumerate(self.seeds))
+        self.eval_steps.append(step)
+        for k, v in values.items():
+            self.evals.setdefault(k, []).append(v)
+
+    def stacked(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(metric -> [members, logs], eval_metric -> [members, evaluations])."""
+        return ({k: np.concatenate(v, axis=1) for k, v in self.history.items()},
+                {k: np.stack(v, axis=1) for k, v in self.evals.items()})
+
+    def summary(self, times: dict, sweep: Sweep, steps: int) -> dict:
+        history, evals = self.stacked()
+        final = {k: v[:, -1] for k, v in {**history, **evals}.items() if k != "step"}
+        members = [{"member": i, "seed": seed, **self.hparams[i], **{k: float(v[i]) for k, v in final.items()}}
+                   for i, seed in enumerate(self.seeds)]
+        return {**times, "steps": steps, "n_members": len(self.seeds), "devices": sweep.mesh.devices.size,
+                "members": members, "over_seeds": {k: stats.mean_ci95(v[:, -1]) for k, v in evals.items()}}
+
+
 def run(exp: Experiment, gan: GAN, chunk: int, extra_config: dict | None = None,
         on_chunk: Callable[[Sweep, TrainState], None] | None = None,
         evaluate: Callable[[Sweep, TrainState], dict[str, np.ndarray]] | None = None) -> Result:
@@ -43,40 +80,18 @@ def run(exp: Experiment, gan: GAN, chunk: int, extra_config: dict | None = None,
     sweep = Sweep(gan, len(exp.seeds))
     hp = stack_hparams([exp.hparams] * len(exp.seeds))
     state = sweep.init(hp, member_keys(exp.seeds))
-    history: dict[str, list[np.ndarray]] = {}
-
-    def on_metrics(metrics):
-        out.append_metrics(metric_rows(metrics, exp.seeds, hparams))
-        for k, v in metrics.items():
-            history.setdefault(k, []).append(np.asarray(v))
-
-    evals: dict[str, list[np.ndarray]] = {}
-    eval_steps: list[int] = []
+    record = _Recorder(out, exp.seeds, hparams)
 
     def at_boundary(state):
         if on_chunk:
             on_chunk(sweep, state)
         if evaluate:
-            values = {f"eval_{k}": np.asarray(v) for k, v in jax.device_get(evaluate(sweep, state)).items()}
-            step = int(jax.device_get(state.step)[0])
-            out.append_metrics({"step": step, "member": i, "seed": seed, **hparams[i],
-                                **{k: float(v[i]) for k, v in values.items()}} for i, seed in enumerate(exp.seeds))
-            eval_steps.append(step)
-            for k, v in values.items():
-                evals.setdefault(k, []).append(v)
+            record.evaluation(int(jax.device_get(state.step)[0]), jax.device_get(evaluate(sweep, state)))
 
     at_boundary(state)  # the untrained state
-    state, times = train_members(sweep, state, hp, exp.cfg.steps, chunk, on_metrics, at_boundary,
+    state, times = train_members(sweep, state, hp, exp.cfg.steps, chunk, record.train_metrics, at_boundary,
                                  progress=not exp.args.no_progress)
-    history = {k: np.concatenate(v, axis=1) for k, v in history.items()}
-    evals = {k: np.stack(v, axis=1) for k, v in evals.items()}  # [members, evaluations]
-    final_eval = {k: v[:, -1] for k, v in evals.items()}
-    members = [{"member": i, "seed": seed, **hparams[i],
-                **{k: float(v[i, -1]) for k, v in history.items() if k != "step"},
-                **{k: float(v[i]) for k, v in final_eval.items()}}
-               for i, seed in enumerate(exp.seeds)]
-    summary = {**times.summary(), "steps": exp.cfg.steps, "n_members": len(exp.seeds),
-               "devices": len(sweep.mesh.devices.flat), "members": members,
-               "over_seeds": {k: stats.mean_ci95(v) for k, v in final_eval.items()}}
+    summary = record.summary(times.summary(), sweep, exp.cfg.steps)
     out.write_json("summary.json", summary)
-    return Result(state, sweep, out, history["step"][0], history, summary, np.asarray(eval_steps), evals)
+    history, evals = record.stacked()
+    return Result(state, sweep, out, history["step"][0], history, summary, np.asarray(record.eval_steps), evals)
