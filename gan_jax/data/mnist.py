@@ -1,0 +1,135 @@
+"""MNIST-style image datasets: IDX files read offline, or tensorflow-datasets; kept on device as uint8 and
+sampled by index inside the training scan (no host input pipeline per step)."""
+from __future__ import annotations
+
+import gzip
+import pathlib
+import zlib
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+IDX_NAMES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049  # uint8 data with 3 and 1 dimensions
+TFDS_NAMES = ("mnist", "fashion_mnist")
+GET_DATA_HINT = ("pass --data-dir DIR holding the IDX files (e.g. ../shared/data/mnist-test for MNIST's test "
+                 "split, /usr/share/datasets/fashion-mnist after `apt-get install dataset-fashion-mnist`), "
+                 "or run where tensorflow-datasets can download the dataset")
+
+
+class DataError(ValueError):
+    """A data file is missing, truncated or malformed; the message names the file and the fix."""
+
+
+class ImageData(NamedTuple):
+    images: np.ndarray  # uint8 [n, height, width]
+    labels: np.ndarray  # uint8 [n]
+
+
+def _read_bytes(path: pathlib.Path) -> bytes:
+    raw = path.read_bytes()
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as e:
+        raise DataError(f"{path}: truncated or corrupt gzip file ({e}); download it again") from None
+
+
+def read_idx(path: str | pathlib.Path, magic: int | None = None) -> np.ndarray:
+    """One IDX file (gzip or raw), validated: magic number (`magic` if given), dimensions and size."""
+    path = pathlib.Path(path)
+    data = _read_bytes(path)
+    if len(data) < 4:
+        raise DataError(f"{path}: {len(data)} bytes is too short for an IDX header; download it again")
+    if magic is not None and int.from_bytes(data[:4], "big") != magic:
+        raise DataError(f"{path}: magic number {int.from_bytes(data[:4], 'big')}, expected {magic}; "
+                        "the file is misnamed or corrupt")
+    zero, dtype_code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
+    if zero != 0 or dtype_code != 0x08 or not 1 <= ndim <= 4:
+        raise DataError(f"{path}: bad magic number 0x{data[:4].hex()} (expected 0x0000080N, uint8 IDX); "
+                        "this is not an MNIST-style IDX file")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path}: truncated header ({len(data)} of {header} bytes); download it again")
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims))
+    if len(data) != expected:
+        problem = "truncated" if len(data) < expected else "has trailing bytes"
+        raise DataError(f"{path}: {problem}: header says {dims} ({expected} bytes), file has {len(data)} bytes")
+    return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
+
+
+def _find(data_dir: pathlib.Path, name: str) -> pathlib.Path | None:
+    for candidate in (data_dir / name, data_dir / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_idx(data_dir: str | pathlib.Path, split: str = "train") -> ImageData:
+    """The images and labels of `split` from a directory of IDX files (gzip or raw)."""
+    data_dir = pathlib.Path(data_dir)
+    if split not in IDX_NAMES:
+        raise DataError(f"unknown split {split!r}; choose one of {sorted(IDX_NAMES)}")
+    if not data_dir.is_dir():
+        raise DataError(f"--data-dir {data_dir} does not exist; {GET_DATA_HINT}")
+    paths = [_find(data_dir, name) for name in IDX_NAMES[split]]
+    if None in paths:
+        present = sorted(p.name for p in data_dir.iterdir() if "ubyte" in p.name) or ["no IDX files"]
+        missing = [n for n, p in zip(IDX_NAMES[split], paths) if p is None]
+        raise DataError(f"split {split!r} not found in {data_dir}: missing {', '.join(missing)}[.gz] "
+                        f"(found: {', '.join(present)})")
+    images_path, labels_path = paths
+    images, labels = read_idx(images_path, IMAGES_MAGIC), read_idx(labels_path, LABELS_MAGIC)
+    if len(images) != len(labels):
+        raise DataError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
+    if labels.size and labels.max() > 9:
+        raise DataError(f"{labels_path}: label {labels.max()} out of range 0-9")
+    return ImageData(images, labels)
+
+
+def load_tfds(name: str = "mnist", split: str = "train", data_dir: str | None = None) -> ImageData:
+    """`name` through tensorflow-datasets (downloading and preparing it if needed and possible)."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        builder.download_and_prepare()
+        source = builder.as_data_source(split=split)
+        items = [source[i] for i in range(len(source))]
+    except Exception as e:  # no network, no tensorflow to build, unknown split: say what to do instead
+        raise DataError(f"tensorflow-datasets could not provide {name}/{split} ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}); {GET_DATA_HINT}") from None
+    images = np.stack([np.asarray(item["image"])[..., 0] for item in items]).astype(np.uint8)
+    return ImageData(images, np.asarray([item["label"] for item in items], np.uint8))
+
+
+def load(name: str = "mnist", split: str = "train", data_dir: str | pathlib.Path | None = None) -> ImageData:
+    """IDX files from `data_dir` when given (offline), else tensorflow-datasets."""
+    if name not in TFDS_NAMES:
+        raise DataError(f"unknown dataset {name!r}; choose one of {list(TFDS_NAMES)}")
+    return load_idx(data_dir, split) if data_dir is not None else load_tfds(name, split)
+
+
+SCALES = {"tanh": (2.0 / 255.0, -1.0), "sigmoid": (1.0 / 255.0, 0.0)}  # pixel -> [-1, 1] or [0, 1]
+
+
+def image_sampler(images: jax.Array, scale: str = "tanh") -> Callable[[jax.Array, int], jax.Array]:
+    """A sampler `(key, n) -> float32[n, h*w]` drawing images uniformly with replacement by index from
+    uint8 `images` held on device, scaled for a generator with a tanh ([-1, 1]) or sigmoid ([0, 1]) output."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
+    mul, add = SCALES[scale]
+    images = jnp.asarray(images)
+
+    def sample(key: jax.Array, n: int) -> jax.Array:
+        idx = jax.random.randint(key, (n,), 0, images.shape[0])
+        return images[idx].reshape(n, -1).astype(jnp.float32) * mul + add
+
+    return sample
