@@ -113,8 +113,8 @@ def validate(cfg: Config, hp: HParams | None = None) -> None:
         if not ok:
             raise ConfigError(f"{name}: {message}")
 
-    need(cfg.data in data.TOY_DATASETS, "data",
-         f"unknown dataset {cfg.data!r}; choose one of {sorted(data.TOY_DATASETS)}")
+    datasets = sorted(data.TOY_DATASETS) + list(data.mnist.TFDS_NAMES)
+    need(cfg.data in datasets, "data", f"unknown dataset {cfg.data!r}; choose one of {datasets}")
     need(cfg.loss in losses.LOSSES, "loss", f"unknown loss {cfg.loss!r}; choose one of {sorted(losses.LOSSES)}")
     need(cfg.optimizer in OPTIMIZERS, "optimizer",
          f"unknown optimizer {cfg.optimizer!r}; choose one of {list(OPTIMIZERS)}")

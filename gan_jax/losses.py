@@ -59,6 +59,19 @@ def hinge_generator_loss(fake_logits):
     return -jnp.mean(fake_logits)
 
 
+def non_saturating_prob_discriminator_loss(real_logits, fake_logits, real_label=1.0):
+    """R4's "loss 1": -mean(log D(x) + log(1 - D(G(z)))) written with probabilities, D = sigmoid(logit),
+    as the notebook does. Kept to show why the logit form exists: it overflows to inf once D saturates."""
+    d_real, d_fake = jax.nn.sigmoid(real_logits), jax.nn.sigmoid(fake_logits)
+    return -jnp.mean(real_label * jnp.log(d_real) + (1.0 - real_label) * jnp.log(1.0 - d_real)) - jnp.mean(
+        jnp.log(1.0 - d_fake))
+
+
+def non_saturating_prob_generator_loss(fake_logits):
+    """R4's "loss 1" generator: -mean(log D(G(z))) with probabilities (non-saturating)."""
+    return -jnp.mean(jnp.log(jax.nn.sigmoid(fake_logits)))
+
+
 class GANLoss(NamedTuple):
     """The contract between the training step and a loss family."""
 
@@ -71,6 +84,7 @@ LOSSES: dict[str, GANLoss] = {
     "non_saturating": GANLoss(non_saturating_discriminator_loss, non_saturating_generator_loss),
     "least_squares": GANLoss(least_squares_discriminator_loss, least_squares_generator_loss),
     "hinge": GANLoss(hinge_discriminator_loss, hinge_generator_loss),
+    "non_saturating_prob": GANLoss(non_saturating_prob_discriminator_loss, non_saturating_prob_generator_loss),
 }
 
 

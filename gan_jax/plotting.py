@@ -125,3 +125,44 @@ def metric_bands(steps: np.ndarray, metrics: dict[str, np.ndarray], path: pathli
         ax.set(title=name, xlabel="step")
         ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def _tile(images: np.ndarray, rows: int) -> np.ndarray:
+    """[n, h, w] -> one [rows*h, cols*w] mosaic with 1-pixel gaps."""
+    n, h, w = images.shape
+    cols = math.ceil(n / rows)
+    canvas = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        canvas[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = image
+    return canvas
+
+
+def image_grid(images: np.ndarray, path: pathlib.Path, rows: int, title: str = "",
+               row_labels: Sequence[str] | None = None) -> pathlib.Path:
+    """Images in [0, 1], shape [n, h, w], as a grid with `rows` rows."""
+    fig, ax = plt.subplots(figsize=(0.6 * math.ceil(len(images) / rows) + 0.6, 0.6 * rows + 0.5))
+    ax.imshow(_tile(images, rows), cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    h = images.shape[1]
+    ax.set_yticks([(h + 1) * r + h / 2 for r in range(rows)] if row_labels else [])
+    if row_labels:
+        ax.set_yticklabels(row_labels)
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def image_gif(frames: Sequence[tuple[int, np.ndarray]], path: pathlib.Path, rows: int, fps: int = 4,
+              title: str = "") -> pathlib.Path:
+    """Animated image grids, one frame per (step, images in [0, 1])."""
+    fig, ax = plt.subplots(figsize=(0.5 * math.ceil(len(frames[0][1]) / rows) + 0.5, 0.5 * rows + 0.6))
+
+    def draw(i):
+        ax.clear()
+        step, images = frames[i]
+        ax.imshow(_tile(images, rows), cmap="gray", vmin=0, vmax=1)
+        ax.set(xticks=[], yticks=[], title=f"{title} step {step}")
+
+    FuncAnimation(fig, draw, frames=len(frames)).save(path, writer=PillowWriter(fps=fps))
+    plt.close(fig)
+    return path

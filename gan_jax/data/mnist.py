@@ -96,11 +96,15 @@ def load_idx(data_dir: str | pathlib.Path, split: str = "train") -> ImageData:
 
 def load_tfds(name: str = "mnist", split: str = "train", data_dir: str | None = None) -> ImageData:
     """`name` through tensorflow-datasets (downloading and preparing it if needed and possible)."""
+    import contextlib
+    import io
+
     import tensorflow_datasets as tfds
 
     try:
         builder = tfds.builder(name, data_dir=data_dir)
-        builder.download_and_prepare()
+        with contextlib.redirect_stdout(io.StringIO()):  # TFDS prints progress; a failure gets one line below
+            builder.download_and_prepare()
         source = builder.as_data_source(split=split)
         items = [source[i] for i in range(len(source))]
     except Exception as e:  # no network, no tensorflow to build, unknown split: say what to do instead
