@@ -74,19 +74,18 @@ def _preset_from(argv) -> str:
 
 
 def load_images(parser, args) -> tuple[np.ndarray, str]:
-    """The training images, or exit 2 with one line saying where to get them."""
-    try:
-        if args.data_dir is None:
-            split = "train" if args.split == "auto" else args.split
-            return mnist.load(args.dataset, split).images, split
-        for split in (["train", "test"] if args.split == "auto" else [args.split]):
-            try:
-                return mnist.load(args.dataset, split, args.data_dir).images, split
-            except mnist.DataError as e:
-                if args.split != "auto" or "not found" not in str(e) or split == "test":
-                    raise
-    except mnist.DataError as e:
-        parser.error(str(e))
+    """The training images and their split, or exit 2 with one line saying where to get them."""
+    splits = ["train", "test"] if args.split == "auto" and args.data_dir else ["train" if args.split == "auto"
+                                                                                else args.split]
+    missing = None
+    for split in splits:
+        try:
+            return mnist.load(args.dataset, split, args.data_dir).images, split
+        except mnist.DataError as e:
+            if "not found" not in str(e):  # a broken file is reported, not skipped
+                parser.error(str(e))
+            missing = missing or e
+    parser.error(str(missing))
 
 
 def main(argv=None):
@@ -109,9 +108,7 @@ def main(argv=None):
                             extra_config={"experiment": "mnist_gan", "preset": exp.args.preset, "split": split,
                                           "data_dir": exp.args.data_dir, "scale": scale})
     write_figures(result, exp, frames, finals)
-    s = result.summary
-    print(f"{s['n_members']} members x {s['steps']} steps on {s['devices']} device(s): "
-          f"{s['seed_steps_per_s']:,.0f} seed-steps/s, compile {s['compile_s']:.1f} s, wall {s['wall_s']:.1f} s")
+    print(experiment.throughput_line(result.summary))
     print(f"run directory: {result.run.path}")
 
 

@@ -121,8 +121,7 @@ def write_figures(result, gan, exp, real, snapshots, final_fakes, key):
 
 def print_summary(result):
     s = result.summary
-    print(f"{s['n_members']} members x {s['steps']} steps on {s['devices']} device(s): "
-          f"{s['seed_steps_per_s']:,.0f} seed-steps/s, compile {s['compile_s']:.1f} s, wall {s['wall_s']:.1f} s")
+    print(experiment.throughput_line(s))
     for m in s["members"]:
         evals = "  ".join(f"{k[5:]} {v:.4g}" for k, v in m.items() if k.startswith("eval_"))
         print(f"  seed {m['seed']}: d_loss {m['d_loss']:.3f}  g_loss {m['g_loss']:.3f}  "

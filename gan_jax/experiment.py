@@ -95,3 +95,10 @@ def run(exp: Experiment, gan: GAN, chunk: int, extra_config: dict | None = None,
     out.write_json("summary.json", summary)
     history, evals = record.stacked()
     return Result(state, sweep, out, history["step"][0], history, summary, np.asarray(record.eval_steps), evals)
+
+
+def throughput_line(summary: dict) -> str:
+    """One line on how fast a run went, for the console."""
+    return (f"{summary['n_members']} members x {summary['steps']} steps on {summary['devices']} device(s): "
+            f"{summary['seed_steps_per_s']:,.0f} seed-steps/s, compile {summary['compile_s']:.1f} s, "
+            f"wall {summary['wall_s']:.1f} s")
