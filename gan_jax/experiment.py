@@ -92,13 +92,22 @@ def run(exp: Experiment, gan: GAN, chunk: int, extra_config: dict | None = None,
     state, times = train_members(sweep, state, hp, exp.cfg.steps, chunk, record.train_metrics, at_boundary,
                                  progress=not exp.args.no_progress)
     summary = record.summary(times.summary(), sweep, exp.cfg.steps)
+    diverged_at = np.asarray(jax.device_get(state.diverged_at))
+    for member, step in zip(summary["members"], diverged_at):
+        member["diverged_at"] = int(step) if step >= 0 else None
+    summary["diverged"] = [{"member": m["member"], "seed": m["seed"], "step": m["diverged_at"]}
+                           for m in summary["members"] if m["diverged_at"] is not None]
     out.write_json("summary.json", summary)
     history, evals = record.stacked()
     return Result(state, sweep, out, history["step"][0], history, summary, np.asarray(record.eval_steps), evals)
 
 
 def throughput_line(summary: dict) -> str:
-    """One line on how fast a run went, for the console."""
-    return (f"{summary['n_members']} members x {summary['steps']} steps on {summary['devices']} device(s): "
+    """One line on how fast a run went (and which members diverged), for the console."""
+    line = (f"{summary['n_members']} members x {summary['steps']} steps on {summary['devices']} device(s): "
             f"{summary['seed_steps_per_s']:,.0f} seed-steps/s, compile {summary['compile_s']:.1f} s, "
             f"wall {summary['wall_s']:.1f} s")
+    if summary["diverged"]:
+        line += "\ndiverged (frozen at their last finite state): " + ", ".join(
+            f"member {d['member']} (seed {d['seed']}) at step {d['step']}" for d in summary["diverged"])
+    return line

@@ -31,6 +31,7 @@ class TrainState:
     d_opt_state: optax.OptState
     key: jax.Array  # the member's base key; step keys are fold_in(key, step), never split off
     step: jax.Array
+    diverged_at: jax.Array  # the step at which this member went non-finite and froze; -1 while healthy
 
 
 def make_optimizer(name: str, lr, beta1, beta2) -> optax.GradientTransformation:
@@ -100,7 +101,7 @@ class GAN:
         d_params = self.discriminator.init(k_d, jnp.zeros(x.shape, x.dtype))["params"]
         g_tx, d_tx = self.optimizers(hp)
         return TrainState(g_params, d_params, g_tx.init(g_params), d_tx.init(d_params), k_train,
-                          jnp.zeros((), jnp.int32))
+                          jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
 
     def d_update(self, state: TrainState, hp: HParams, real: jax.Array, z: jax.Array,
                  dropout_key: jax.Array) -> tuple[TrainState, Metrics]:
@@ -142,6 +143,7 @@ class GAN:
         step, update) alone, so a resumed run draws what an uninterrupted one would. With
         `cfg.share_batch` (R1's tutorial) every update of the step uses one (x, z) batch, and XLA
         computes G(z) once for the D updates and the first G update."""
+        old = state
         k_d, k_g, k_shared = jax.random.split(jax.random.fold_in(state.key, state.step), 3)
         batch = self.cfg.batch_size
 
@@ -161,7 +163,21 @@ class GAN:
             state, g_metrics = self.g_update(state, hp, z, k_drop)
         metrics.update(d_metrics)  # the last update's values
         metrics.update(g_metrics)
-        return state.replace(step=state.step + 1), metrics
+        return self._freeze_if_diverged(old, state, metrics), metrics
+
+    def _freeze_if_diverged(self, old: TrainState, new: TrainState, metrics: Metrics) -> TrainState:
+        """Advance the step; keep the update only while the member is healthy and its losses and
+        parameters stay finite. A member that goes non-finite keeps its last finite parameters and
+        optimizer states, and records the step, so its neighbours and its logs stay usable."""
+        learned = (new.g_params, new.d_params, new.g_opt_state, new.d_opt_state)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in
+                                    jax.tree.leaves((new.g_params, new.d_params, metrics["d_loss"], metrics["g_loss"]))]))
+        keep = (old.diverged_at < 0) & finite
+        g_params, d_params, g_opt_state, d_opt_state = jax.tree.map(
+            lambda n, o: jnp.where(keep, n, o), learned, (old.g_params, old.d_params, old.g_opt_state, old.d_opt_state))
+        diverged_at = jnp.where((old.diverged_at < 0) & ~finite, old.step, old.diverged_at)
+        return new.replace(g_params=g_params, d_params=d_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
+                           step=old.step + 1, diverged_at=diverged_at)
 
     def run(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
         """`num_steps` steps in one scan; metrics of every step whose index is a multiple of

@@ -76,6 +76,7 @@ def test_toy_quadratic_writes_the_run_directory_contract(tmp_path):
         assert key in summary
     assert summary["seed_steps_per_s"] == pytest.approx(2 * summary["steps_per_s"])
     assert [m["seed"] for m in summary["members"]] == [5, 6]
+    assert summary["diverged"] == [] and summary["members"][0]["diverged_at"] is None
     last = [r for r in rows if r["step"] == 250 and r["member"] == 1][0]
     assert summary["members"][1]["d_loss"] == pytest.approx(last["d_loss"])
     last_eval = [r for r in eval_rows if r["step"] == 300 and r["member"] == 1][0]
@@ -84,3 +85,13 @@ def test_toy_quadratic_writes_the_run_directory_contract(tmp_path):
         assert summary["over_seeds"][name]["n"] == 2
     first_eval = [r for r in eval_rows if r["step"] == 0 and r["member"] == 1][0]
     assert last_eval["eval_curve_distance"] < first_eval["eval_curve_distance"]  # it learned something
+
+
+def test_a_diverging_run_is_reported(tmp_path):
+    out = tmp_path / "run"
+    proc = run_module("experiments.toy_quadratic", "--seeds", "2", "--steps", "100", "--snapshot-every", "50",
+                      "--lr-g", "1e30", "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert [d["seed"] for d in summary["diverged"]] == [0, 1]
+    assert "diverged (frozen at their last finite state): member 0 (seed 0) at step" in proc.stdout

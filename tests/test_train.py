@@ -234,3 +234,20 @@ def test_every_seed_learns_the_curve_in_10k_steps():
     state, _ = sweep.run(sweep.init(hp, member_keys(range(8))), hp, cfg.steps)
     errors = [curve_error(gan, jax.tree.map(lambda a: a[i], state.g_params)) for i in range(8)]
     assert max(errors) < 0.08, errors  # untrained generators score > 0.3
+
+
+def test_diverging_member_is_frozen_flagged_and_isolated(tiny_cfg):
+    hps = [default_hparams("rmsprop"), default_hparams("rmsprop", 1e30), default_hparams("rmsprop", 2e-3)]
+    state, metrics = run_members(tiny_cfg, hps, [0, 1, 2], 40)
+    diverged_at = np.asarray(state.diverged_at)
+    assert diverged_at[0] == -1 and diverged_at[2] == -1
+    assert 0 <= diverged_at[1] < 40
+    frozen = jax.tree.map(lambda a: a[1], (state.g_params, state.d_params, state.g_opt_state, state.d_opt_state))
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(frozen))  # its last finite state
+    assert np.asarray(state.step)[1] == 40  # the step still advances
+    if diverged_at[1] > 0:  # frozen exactly where an uninterrupted run of that many steps ends
+        before, _ = run_single(tiny_cfg, hps[1], 1, int(diverged_at[1]))
+        assert_trees_close(jax.tree.map(lambda a: a[1], state.g_params), before.g_params)
+    healthy, _ = run_members(tiny_cfg, [hps[0], hps[2]], [0, 2], 40)
+    for i, j in ((0, 0), (2, 1)):
+        assert_trees_close(jax.tree.map(lambda a: a[i], state.g_params), jax.tree.map(lambda a: a[j], healthy.g_params))
