@@ -18,9 +18,11 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def fail(message: str):
-    sys.stderr.write(f"error: {message}\n")
-    sys.exit(2)
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each default, except None ones, whose help text says what unset means."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
 def positive_int(text: str) -> int:
@@ -47,7 +49,7 @@ def non_negative_int(text: str) -> int:
 def experiment_parser(name: str, description: str, defaults: Config, default_lr: float) -> OneLineParser:
     """The flags every experiment accepts, with `defaults` shown in --help."""
     parser = OneLineParser(prog=f"python -m experiments.{name}", description=description,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=DefaultsFormatter)
     add = parser.add_argument
     add("--seeds", type=positive_int, default=4, help="number of members (seeds) trained in parallel")
     add("--seed", type=non_negative_int, default=0, help="first seed; member i uses seed N+i")
