@@ -62,9 +62,9 @@ def naive(gan: GAN, steps: int, repeats: int) -> dict:
     return {"compile_s": compile_s, "steps_per_s": best_rate(loop, steps, repeats)}
 
 
-def fused(gan: GAN, members: int, devices, seed_steps: int, repeats: int) -> dict:
+def fused(gan: GAN, members: int, devices, seed_steps: int, repeats: int, member_block: int | None) -> dict:
     steps = max(200, seed_steps // members // 10 * 10)
-    sweep = sweep_lib.Sweep(gan, members, devices)
+    sweep = sweep_lib.Sweep(gan, members, devices, member_block)
     hp = sweep_lib.stack_hparams([default_hparams(gan.cfg.optimizer)] * members)
     box = [sweep.init(hp, sweep_lib.member_keys(range(members)))]
     sweep.compile(box[0], hp, steps)
@@ -86,6 +86,8 @@ def main(argv=None):
     parser.add_argument("--members", type=members_list, default=[1, 8, 64, 256], help="member counts")
     parser.add_argument("--seed-steps", type=int, default=50_000, help="seed-steps timed per fused run")
     parser.add_argument("--naive-steps", type=int, default=2000, help="steps timed in the naive loop")
+    parser.add_argument("--member-block", type=int, default=None,
+                        help="members vmapped together per device (default: the Sweep's: 16 on CPU, all on GPU)")
     parser.add_argument("--repeats", type=int, default=3, help="timings per measurement; the best counts")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/benchmark.json"), help="JSON file")
     args = parser.parse_args(argv)
@@ -100,7 +102,7 @@ def main(argv=None):
     print(f"{'members':>8} {'devices':>7} {'block':>5} {'compile s':>9} {'seed-steps/s':>13} {'x naive':>8}")
     for members in args.members:
         for layout in layouts if members >= len(devices) else layouts[:1]:
-            row = fused(gan, members, layout, args.seed_steps, args.repeats)
+            row = fused(gan, members, layout, args.seed_steps, args.repeats, args.member_block)
             row["x_naive"] = row["seed_steps_per_s"] / base["steps_per_s"]
             rows.append(row)
             print(f"{row['members']:>8} {row['devices']:>7} {row['member_block']:>5} {row['compile_s']:>9.2f} "

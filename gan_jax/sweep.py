@@ -110,7 +110,7 @@ class Sweep:
     def _run_local(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
         """One device's members: blocks of `self.block` members run one after another (lax.map), each
         block vmapped and scanned over all steps. On a CPU a small block keeps its activations in cache
-        (R1, 2 cores, 256 members: 16-member blocks ran 20.4K seed-steps/s, 128-member blocks 17.3K)."""
+        (R1, 2 cores, 256 members: 16-member blocks ran 19.1K seed-steps/s, 128-member blocks 16.3K)."""
         local = jax.tree.leaves(state)[0].shape[0]
         run = jax.vmap(functools.partial(self.gan.run, num_steps=num_steps))
         if local == self.block:
