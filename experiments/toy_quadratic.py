@@ -6,11 +6,12 @@
 
 Figures (in <run>/figures): the real data, D and G loss curves of every member, real vs generated samples
 every --snapshot-every steps (PNG grid and GIF), D's 2-D feature space before and after a D update and a
-G update, with centroids, and the sample-quality metrics (gan_jax.eval.toy) against step with a 95% band
+G update, with centroids (when D has a 2-unit feature layer, as R1), and the sample-quality metrics (gan_jax.eval.toy) against step with a 95% band
 over seeds. The metrics are measured on 2,500 samples per member at every snapshot.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from gan_jax import sweep as sweep_lib
@@ -20,7 +21,7 @@ sweep_lib.use_cpu_cores_as_devices()  # before any JAX computation
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gan_jax import cli, data, experiment, plotting  # noqa: E402
+from gan_jax import cli, data, experiment, models, plotting  # noqa: E402
 from gan_jax.eval import stats  # noqa: E402
 from gan_jax.eval import toy as toy_eval  # noqa: E402
 from gan_jax.config import Config  # noqa: E402
@@ -40,12 +41,23 @@ def parse(argv):
                         help="train on the tutorial's raw units instead of standardized data")
     parser.add_argument("--snapshot-every", type=cli.positive_int, default=1000,
                         help="steps between sample snapshots (a multiple of --log-every)")
+    parser.add_argument("--g-hidden", type=cli.widths, default=R1.generator.hidden, help="G's hidden widths")
+    parser.add_argument("--d-hidden", type=cli.widths, default=R1.discriminator.hidden, help="D's hidden widths")
+    parser.add_argument("--feature-dim", type=cli.non_negative_int, default=R1.discriminator.feature_dim,
+                        help="width of D's linear feature layer; 0: none (features = last hidden layer)")
+    parser.add_argument("--activation", choices=sorted(models.ACTIVATIONS), default=R1.generator.activation,
+                        help="hidden activation of both nets")
+    parser.add_argument("--latent-dim", type=cli.positive_int, default=R1.latent_dim, help="z's dimension")
     args = parser.parse_args(argv)
     if args.full:
         args.steps = R1_FULL_STEPS
     if args.snapshot_every % args.log_every:
         parser.error(f"--snapshot-every {args.snapshot_every} must be a multiple of --log-every {args.log_every}")
-    cfg = R1.replace(data=args.data, standardize=not args.raw_data)
+    cfg = R1.replace(data=args.data, standardize=not args.raw_data, latent_dim=args.latent_dim,
+                     generator=dataclasses.replace(R1.generator, hidden=args.g_hidden, activation=args.activation),
+                     discriminator=dataclasses.replace(R1.discriminator, hidden=args.d_hidden,
+                                                       feature_dim=args.feature_dim or None,
+                                                       activation=args.activation))
     return cli.resolve(parser, args, cfg, "toy_quadratic")
 
 
@@ -111,10 +123,11 @@ def write_figures(result, gan, exp, real, snapshots, final_fakes, key):
     plotting.snapshot_grid([(f"seed {s}", f) for s, f in zip(exp.seeds, final_fakes)][:16], real,
                            fig_dir / "final_samples_per_seed.png", max_panels=16,
                            title=f"step {exp.cfg.steps}, every member")
-    member0 = jax.tree.map(lambda a: a[0], jax.device_get(result.state))
-    before_d, after_d, after_g = feature_views(gan, member0, exp.hparams.as_arrays(), key)
-    plotting.feature_space(before_d, after_d, fig_dir / "features_d_update.png", "D")
-    plotting.feature_space(after_d, after_g, fig_dir / "features_g_update.png", "G")
+    if exp.cfg.discriminator.feature_dim == 2:  # R1's plottable feature layer
+        member0 = jax.tree.map(lambda a: a[0], jax.device_get(result.state))
+        before_d, after_d, after_g = feature_views(gan, member0, exp.hparams.as_arrays(), key)
+        plotting.feature_space(before_d, after_d, fig_dir / "features_d_update.png", "D")
+        plotting.feature_space(after_d, after_g, fig_dir / "features_g_update.png", "G")
     plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
                           fig_dir / "eval_metrics.png")
 

@@ -46,6 +46,17 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def widths(text: str) -> tuple[int, ...]:
+    """'128,128' -> (128, 128): layer widths, each a positive integer."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
+    return values
+
+
 def experiment_parser(name: str, description: str, defaults: Config, default_lr: float) -> OneLineParser:
     """The flags every experiment accepts, with `defaults` shown in --help."""
     parser = OneLineParser(prog=f"python -m experiments.{name}", description=description,

@@ -20,7 +20,8 @@ def test_help_lists_every_setting_with_default():
     out = run_module("experiments.toy_quadratic", "--help").stdout
     for flag in ("--seeds", "--seed", "--steps", "--batch-size", "--lr", "--lr-g", "--lr-d", "--loss",
                  "--optimizer", "--log-every", "--out", "--full", "--n-disc", "--n-gen", "--real-label",
-                 "--snapshot-every", "--data", "--raw-data", "--beta1", "--beta2"):
+                 "--snapshot-every", "--data", "--raw-data", "--beta1", "--beta2", "--g-hidden", "--d-hidden",
+                 "--feature-dim", "--activation", "--latent-dim"):
         assert flag in out, flag
     assert "(default: 10000)" in out and "(default: rmsprop)" in out and "(default: 256)" in out
 
@@ -36,6 +37,8 @@ def test_help_lists_every_setting_with_default():
     (["--beta1", "1.5", "--optimizer", "adam"], "--beta1"),
     (["--real-label", "0.9", "--loss", "hinge"], "--real-label"),
     (["--snapshot-every", "15"], "--snapshot-every"),
+    (["--g-hidden", "16,0"], "--g-hidden"),
+    (["--d-hidden", "a,b"], "--d-hidden"),
 ])
 def test_bad_input_exits_2_with_one_line_before_writing(tmp_path, flags, setting):
     out = tmp_path / "run"
