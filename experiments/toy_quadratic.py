@@ -102,8 +102,11 @@ def main(argv=None):
     real_eval = dataset.sample(jax.random.fold_in(k_real, 1), EVAL_SAMPLES)
     z_eval = gan.sample_noise(jax.random.fold_in(k_z, 1), EVAL_SAMPLES)
 
+    def sample_metrics(samples):  # one function object, so Sweep.evaluate compiles it once
+        return metric_fn(to_data_units(samples), real_eval)
+
     def evaluate(sweep, state):
-        return sweep.evaluate(state, z_eval, lambda x: metric_fn(to_data_units(x), real_eval))
+        return sweep.evaluate(state, z_eval, sample_metrics)
 
     result = experiment.run(exp, gan, exp.args.snapshot_every, on_chunk=on_chunk, evaluate=evaluate,
                             extra_config={"experiment": "toy_quadratic", "reference": "R1",
