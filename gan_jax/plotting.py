@@ -138,16 +138,11 @@ def _tile(images: np.ndarray, rows: int) -> np.ndarray:
     return canvas
 
 
-def image_grid(images: np.ndarray, path: pathlib.Path, rows: int, title: str = "",
-               row_labels: Sequence[str] | None = None) -> pathlib.Path:
+def image_grid(images: np.ndarray, path: pathlib.Path, rows: int, title: str = "") -> pathlib.Path:
     """Images in [0, 1], shape [n, h, w], as a grid with `rows` rows."""
     fig, ax = plt.subplots(figsize=(0.6 * math.ceil(len(images) / rows) + 0.6, 0.6 * rows + 0.5))
     ax.imshow(_tile(images, rows), cmap="gray", vmin=0, vmax=1)
-    ax.set_xticks([])
-    h = images.shape[1]
-    ax.set_yticks([(h + 1) * r + h / 2 for r in range(rows)] if row_labels else [])
-    if row_labels:
-        ax.set_yticklabels(row_labels)
+    ax.set(xticks=[], yticks=[])
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
 

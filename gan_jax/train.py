@@ -155,11 +155,11 @@ class GAN:
         metrics = {"step": state.step}
         for i in range(self.cfg.n_disc):
             k_batch, k_drop = jax.random.split(jax.random.fold_in(k_d, i))
-            real, z = shared if shared else draw(k_batch)
+            real, z = shared if shared is not None else draw(k_batch)
             state, d_metrics = self.d_update(state, hp, real, z, k_drop)
         for i in range(self.cfg.n_gen):
             k_noise, k_drop = jax.random.split(jax.random.fold_in(k_g, i))
-            z = shared[1] if shared else self.sample_noise(k_noise, batch)
+            z = shared[1] if shared is not None else self.sample_noise(k_noise, batch)
             state, g_metrics = self.g_update(state, hp, z, k_drop)
         metrics.update(d_metrics)  # the last update's values
         metrics.update(g_metrics)
@@ -181,7 +181,7 @@ class GAN:
 
     def run(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
         """`num_steps` steps in one scan; metrics of every step whose index is a multiple of
-        `log_every` (given that `state.step` starts at one), stacked along a leading axis."""
+        `log_every` (given that `state.step` starts at such a multiple), stacked along a leading axis."""
         if num_steps < 1:
             raise ValueError(f"num_steps must be a positive integer, got {num_steps}")
         window = min(self.cfg.log_every, num_steps)

@@ -82,7 +82,8 @@ def grid25(key: jax.Array, n: int) -> jax.Array:
 
 
 # Exact moments of R1's data, x ~ U(-a, a) with a = 50: E[x^2] = a^2/3, Var[x^2] = 4a^4/45.
-_A = 50.0
+_A = 50.0  # half the x range: quadratic's scale / 2
+QUADRATIC_X_RANGE = (-_A, _A)
 _Y_MEAN = 10.0 + _A**2 / 3
 _Y_STD = math.sqrt(4 * _A**4 / 45)
 _X_STD = _A / math.sqrt(3)

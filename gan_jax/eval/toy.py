@@ -13,7 +13,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from gan_jax.data.toy import ToyDataset
+from gan_jax.data.toy import QUADRATIC_X_RANGE, ToyDataset
 
 MIN_MODE_SHARE = 20 / 2500
 
@@ -61,8 +61,9 @@ def mmd_rbf(x: jax.Array, y: jax.Array) -> jax.Array:
     return off(kxx, n) + off(kyy, m) - 2.0 * kxy.mean()
 
 
-def _curve_points(dataset: ToyDataset, sign: float = 1.0, n: int = 2001) -> jax.Array:
-    x = jnp.linspace(-50.0, 50.0, n)
+def _curve_points(sign: float = 1.0, n: int = 2001) -> jax.Array:
+    """n points along R1's curve y = sign * (10 + x^2) over its x range."""
+    x = jnp.linspace(*QUADRATIC_X_RANGE, n)
     return jnp.stack([x, sign * (10.0 + x * x)], axis=-1)
 
 
@@ -74,7 +75,7 @@ def curve_distance(samples: jax.Array, dataset: ToyDataset, signs=(1.0,)) -> jax
     """Per-sample Euclidean distance to the nearest curve, in units of the data's standard deviation per
     coordinate (so both axes count alike), for samples in the data's own units."""
     s = _standardize(samples, dataset)
-    dists = [jnp.min(jnp.linalg.norm(s[:, None] - _standardize(_curve_points(dataset, sign), dataset)[None],
+    dists = [jnp.min(jnp.linalg.norm(s[:, None] - _standardize(_curve_points(sign), dataset)[None],
                                      axis=-1), axis=1) for sign in signs]
     return jnp.stack(dists, axis=-1)  # [n, n_curves]
 
