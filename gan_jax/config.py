@@ -13,6 +13,8 @@ import jax.numpy as jnp
 from flax import struct
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+ARCHITECTURES = ("mlp", "dcgan")
+PENALTIES = ("none", "r1")
 
 
 class ConfigError(ValueError):
@@ -21,7 +23,8 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorConfig:
-    """MLP generator z -> x. Output width is the data's dimension, so it is not set here."""
+    """Generator z -> x. Output width is the data's dimension, so it is not set here. For the "dcgan"
+    architecture `hidden` lists the channels of the layers before the output, coarsest first."""
 
     hidden: tuple[int, ...] = (16, 16)
     activation: str = "leaky_relu"
@@ -32,7 +35,8 @@ class GeneratorConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DiscriminatorConfig:
-    """MLP discriminator x -> (logit, features).
+    """Discriminator x -> (logit, features). For the "dcgan" architecture `hidden` lists the channels of
+    the strided convolutions.
 
     `feature_dim`, when set, adds a linear layer of that width after the hidden layers (R1 keeps a 2-unit
     one so its feature space can be plotted); the features returned are that layer's output, else the
@@ -52,12 +56,16 @@ class Config:
     """Everything static about a run. Defaults are reference R1 (the TF1 toy quadratic GAN)."""
 
     data: str = "quadratic"
+    architecture: str = "mlp"  # or "dcgan": transposed-conv G with batch norm, strided-conv D
+    image_shape: tuple[int, ...] | None = None  # (height, width, channels) of image data, for "dcgan"
+    num_classes: int = 0  # > 0: a conditional GAN; the sampler returns (x, labels), G and D see the label
     standardize: bool = True  # train on zero-mean unit-variance data (R1's tutorial used raw units)
     latent_dim: int = 2
     noise: str = "uniform"  # z ~ U(-1, 1)^latent_dim, or "normal"
     generator: GeneratorConfig = GeneratorConfig()
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
     loss: str = "non_saturating"
+    gradient_penalty: str = "none"  # "r1": D loss += gp_weight / 2 * E||grad_x D(x_real)||^2 (Mescheder 2018)
     optimizer: str = "rmsprop"
     batch_size: int = 256
     steps: int = 10_000
@@ -86,6 +94,7 @@ class HParams:
     beta1: Any = 0.9
     beta2: Any = 0.999
     real_label: Any = 1.0  # one-sided label smoothing: D's target for real data (R3 uses 0.9)
+    gp_weight: Any = 0.0  # weight of the gradient penalty, when cfg.gradient_penalty is set
 
     def as_arrays(self) -> "HParams":
         return HParams(*(jnp.asarray(v, jnp.float32) for v in dataclasses.astuple(self)))
@@ -100,7 +109,7 @@ DEFAULT_BETAS = {"adam": (0.9, 0.999), "rmsprop": (0.0, 0.9), "sgd": (0.0, 0.0)}
 def default_hparams(optimizer: str, lr: float = 1e-3, **overrides: Any) -> HParams:
     """HParams with the optimizer's usual betas (Adam 0.9/0.999, RMSProp decay 0.9, SGD no momentum)."""
     b1, b2 = DEFAULT_BETAS[optimizer]
-    values = dict(lr_g=lr, lr_d=lr, beta1=b1, beta2=b2, real_label=1.0)
+    values = dict(lr_g=lr, lr_d=lr, beta1=b1, beta2=b2, real_label=1.0, gp_weight=0.0)
     values.update(overrides)
     return HParams(**values)
 
@@ -118,6 +127,14 @@ def validate(cfg: Config, hp: HParams | None = None) -> None:
     need(cfg.loss in losses.LOSSES, "loss", f"unknown loss {cfg.loss!r}; choose one of {sorted(losses.LOSSES)}")
     need(cfg.optimizer in OPTIMIZERS, "optimizer",
          f"unknown optimizer {cfg.optimizer!r}; choose one of {list(OPTIMIZERS)}")
+    need(cfg.architecture in ARCHITECTURES, "architecture",
+         f"unknown architecture {cfg.architecture!r}; choose one of {list(ARCHITECTURES)}")
+    need(cfg.gradient_penalty in PENALTIES, "gradient_penalty",
+         f"unknown gradient penalty {cfg.gradient_penalty!r}; choose one of {list(PENALTIES)}")
+    need(isinstance(cfg.num_classes, int) and cfg.num_classes >= 0, "num_classes",
+         f"must be an integer >= 0, got {cfg.num_classes!r}")
+    if cfg.architecture == "dcgan":
+        _validate_dcgan(cfg, need)
     need(cfg.noise in ("uniform", "normal"), "noise", f"must be 'uniform' or 'normal', got {cfg.noise!r}")
     for name in ("latent_dim", "batch_size", "steps", "n_disc", "n_gen", "log_every"):
         value = getattr(cfg, name)
@@ -138,6 +155,16 @@ def validate(cfg: Config, hp: HParams | None = None) -> None:
         validate_hparams(cfg, hp)
 
 
+def _validate_dcgan(cfg: Config, need) -> None:
+    shape = cfg.image_shape
+    need(shape is not None and len(shape) == 3, "image_shape",
+         f"the dcgan architecture needs (height, width, channels), got {shape!r}")
+    factor = 2 ** len(cfg.generator.hidden)
+    need(shape[0] % factor == 0 and shape[1] % factor == 0, "generator.hidden",
+         f"{len(cfg.generator.hidden)} upsampling layers need height and width divisible by {factor}, "
+         f"got {shape[:2]}; use fewer generator layers")
+
+
 def validate_hparams(cfg: Config, hp: HParams) -> None:
     """Check every member's traced values (scalars or stacked arrays)."""
     import numpy as np
@@ -155,5 +182,9 @@ def validate_hparams(cfg: Config, hp: HParams) -> None:
         need(bool(np.all(value >= 0) and np.all(value < 1)), name, f"must be in [0, 1), got {value.tolist()}")
     real = np.asarray(hp.real_label)
     need(bool(np.all(real > 0) and np.all(real <= 1)), "real_label", f"must be in (0, 1], got {real.tolist()}")
+    gp = np.asarray(hp.gp_weight)
+    need(bool(np.all(np.isfinite(gp)) and np.all(gp >= 0)), "gp_weight", f"must be >= 0, got {gp.tolist()}")
+    need(cfg.gradient_penalty != "none" or bool(np.all(gp == 0)), "gp_weight",
+         "is set but cfg.gradient_penalty is 'none'; set gradient_penalty='r1'")
     need(cfg.loss != "hinge" or bool(np.all(real == 1.0)), "real_label",
          "label smoothing is not defined for the hinge loss; use real_label 1.0")

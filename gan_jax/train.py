@@ -32,6 +32,13 @@ class TrainState:
     key: jax.Array  # the member's base key; step keys are fold_in(key, step), never split off
     step: jax.Array
     diverged_at: jax.Array  # the step at which this member went non-finite and froze; -1 while healthy
+    g_stats: Any = struct.field(default_factory=dict)  # G's non-parameter state: batch-norm averages
+
+
+def _inputs(x: jax.Array, labels: jax.Array | None) -> tuple:
+    """A module's positional inputs: labels only for a conditional GAN, so unconditional modules need not
+    take them."""
+    return (x,) if labels is None else (x, labels)
 
 
 def make_optimizer(name: str, lr, beta1, beta2) -> optax.GradientTransformation:
@@ -52,8 +59,10 @@ def make_optimizer(name: str, lr, beta1, beta2) -> optax.GradientTransformation:
 class GAN:
     """The static parts of a GAN (modules, loss, data sampler, config) and its pure functions.
 
-    Plug in your own pieces by passing them in: any flax generator `z -> x` and discriminator
-    `x -> (logit, features)`, any `GANLoss`, any sampler `(key, n) -> float32[n, dim]`.
+    Plug in your own pieces by passing them in: any flax generator `(z, train=...) -> x` and
+    discriminator `(x, train=...) -> (logit, features)` (with `cfg.num_classes`, `(z, labels, train=...)`
+    and `(x, labels, train=...)`),
+    any `GANLoss`, any sampler `(key, n) -> float32[n, dim]` (or `-> (x, labels)` for a conditional GAN).
     """
 
     cfg: Config
@@ -68,8 +77,8 @@ class GAN:
         if sampler is None:
             dataset = data.get_dataset(cfg.data)
             sampler, data_dim = dataset.sampler(cfg.standardize), dataset.dim
-        return cls(cfg, sampler, models.make_generator(cfg.generator, data_dim),
-                   models.make_discriminator(cfg.discriminator), losses.get_loss(cfg.loss))
+        return cls(cfg, sampler, models.make_generator(cfg, data_dim), models.make_discriminator(cfg),
+                   losses.get_loss(cfg.loss))
 
     # -- pieces ---------------------------------------------------------------------------------
     def sample_noise(self, key: jax.Array, n: int) -> jax.Array:
@@ -78,14 +87,43 @@ class GAN:
             return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
         return jax.random.normal(key, shape)
 
-    def generate(self, g_params, z: jax.Array) -> jax.Array:
-        return self.generator.apply({"params": g_params}, z)
+    def sample_latent(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array | None]:
+        """G's inputs: noise, and for a conditional GAN labels drawn uniformly over the classes."""
+        if not self.cfg.num_classes:
+            return self.sample_noise(key, n), None
+        labels = jax.random.randint(jax.random.fold_in(key, 1), (n,), 0, self.cfg.num_classes)
+        return self.sample_noise(key, n), labels
 
-    def discriminate(self, d_params, x: jax.Array, dropout_key: jax.Array | None = None):
+    def sample_real(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array | None]:
+        """(x, labels) from the data sampler; a conditional GAN's sampler returns both, others x alone."""
+        drawn = self.sample_data(key, n)
+        if not self.cfg.num_classes:
+            if isinstance(drawn, tuple):
+                raise TypeError("the sampler returns (x, labels) but the GAN is unconditional (num_classes=0); "
+                                "set num_classes or use a sampler that returns x alone")
+            return drawn, None
+        if not isinstance(drawn, tuple) or len(drawn) != 2:
+            raise TypeError(f"a conditional GAN (num_classes={self.cfg.num_classes}) needs a sampler "
+                            "returning (x, labels), e.g. mnist.image_sampler(images, scale, labels)")
+        return drawn
+
+    def generate(self, g_params, z: jax.Array, labels: jax.Array | None = None, g_stats=None) -> jax.Array:
+        """G(z) in evaluation mode: batch norm uses its running averages from `g_stats`."""
+        return self.generator.apply({"params": g_params, **(g_stats or {})}, *_inputs(z, labels))
+
+    def generate_train(self, g_params, g_stats, z: jax.Array, labels: jax.Array | None):
+        """G(z) in training mode (batch norm uses this batch's statistics) and G's updated `g_stats`."""
+        if not g_stats:
+            return self.generator.apply({"params": g_params}, *_inputs(z, labels), train=True), g_stats
+        return self.generator.apply({"params": g_params, **g_stats}, *_inputs(z, labels), train=True,
+                                    mutable=list(g_stats))
+
+    def discriminate(self, d_params, x: jax.Array, dropout_key: jax.Array | None = None,
+                     labels: jax.Array | None = None):
         """(logits, features); training mode (dropout on) iff a dropout key is given."""
         train = dropout_key is not None
         rngs = {"dropout": dropout_key} if train else None
-        return self.discriminator.apply({"params": d_params}, x, train=train, rngs=rngs)
+        return self.discriminator.apply({"params": d_params}, *_inputs(x, labels), train=train, rngs=rngs)
 
     def optimizers(self, hp: HParams) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
         name = self.cfg.optimizer
@@ -96,24 +134,36 @@ class GAN:
     def init(self, hp: HParams, key: jax.Array) -> TrainState:
         k_g, k_d, k_train = jax.random.split(key, 3)
         z = jnp.zeros((1, self.cfg.latent_dim))
-        g_params = self.generator.init(k_g, z)["params"]
-        x = jax.eval_shape(self.generate, g_params, z)
-        d_params = self.discriminator.init(k_d, jnp.zeros(x.shape, x.dtype))["params"]
+        labels = jnp.zeros((1,), jnp.int32) if self.cfg.num_classes else None
+        g_vars = dict(self.generator.init(k_g, *_inputs(z, labels)))
+        g_params = g_vars.pop("params")
+        x = jax.eval_shape(self.generate, g_params, z, labels, g_vars)
+        d_vars = self.discriminator.init(k_d, *_inputs(jnp.zeros(x.shape, x.dtype), labels))
+        if set(d_vars) != {"params"}:
+            raise ValueError(f"the discriminator has state {sorted(set(d_vars) - {'params'})}; gan_jax keeps "
+                             "D stateless (no batch norm), so D's output for one input never depends on its batch")
         g_tx, d_tx = self.optimizers(hp)
-        return TrainState(g_params, d_params, g_tx.init(g_params), d_tx.init(d_params), k_train,
-                          jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
+        return TrainState(g_params, d_vars["params"], g_tx.init(g_params), d_tx.init(d_vars["params"]), k_train,
+                          jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), g_vars)
 
-    def d_update(self, state: TrainState, hp: HParams, real: jax.Array, z: jax.Array,
-                 dropout_key: jax.Array) -> tuple[TrainState, Metrics]:
-        """One discriminator update on real data and G(z), with G fixed."""
-        fake = self.generate(state.g_params, z)
+    def d_update(self, state: TrainState, hp: HParams, real: jax.Array, z: jax.Array, dropout_key: jax.Array,
+                 real_labels: jax.Array | None = None, fake_labels: jax.Array | None = None
+                 ) -> tuple[TrainState, Metrics]:
+        """One discriminator update on real data and G(z), with G fixed (G's batch-norm averages are
+        updated by the generator's update, once per G forward pass that is trained)."""
+        fake, _ = self.generate_train(state.g_params, state.g_stats, z, fake_labels)
         k_real, k_fake = jax.random.split(dropout_key)
         dropout = self.cfg.discriminator.dropout > 0
 
         def loss_fn(d_params):
-            real_logits, _ = self.discriminate(d_params, real, k_real if dropout else None)
-            fake_logits, _ = self.discriminate(d_params, fake, k_fake if dropout else None)
-            return self.loss.discriminator(real_logits, fake_logits, hp.real_label), (real_logits, fake_logits)
+            real_logits, vjp = jax.vjp(
+                lambda x: self.discriminate(d_params, x, k_real if dropout else None, real_labels)[0], real)
+            fake_logits, _ = self.discriminate(d_params, fake, k_fake if dropout else None, fake_labels)
+            loss = self.loss.discriminator(real_logits, fake_logits, hp.real_label)
+            if self.cfg.gradient_penalty == "r1":  # zero-centred penalty on real data
+                (grad_x,) = vjp(jnp.ones_like(real_logits))
+                loss += hp.gp_weight / 2 * jnp.mean(jnp.sum(grad_x.reshape(grad_x.shape[0], -1) ** 2, axis=-1))
+            return loss, (real_logits, fake_logits)
 
         (loss, (real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
         _, d_tx = self.optimizers(hp)
@@ -122,21 +172,22 @@ class GAN:
                    "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)), "d_grad_norm": optax.tree.norm(grads)}
         return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=d_opt_state), metrics
 
-    def g_update(self, state: TrainState, hp: HParams, z: jax.Array,
-                 dropout_key: jax.Array) -> tuple[TrainState, Metrics]:
+    def g_update(self, state: TrainState, hp: HParams, z: jax.Array, dropout_key: jax.Array,
+                 labels: jax.Array | None = None) -> tuple[TrainState, Metrics]:
         """One generator update through D, with D fixed."""
         dropout = self.cfg.discriminator.dropout > 0
 
         def loss_fn(g_params):
-            fake_logits, _ = self.discriminate(state.d_params, self.generate(g_params, z),
-                                               dropout_key if dropout else None)
-            return self.loss.generator(fake_logits)
+            fake, g_stats = self.generate_train(g_params, state.g_stats, z, labels)
+            fake_logits, _ = self.discriminate(state.d_params, fake, dropout_key if dropout else None, labels)
+            return self.loss.generator(fake_logits), g_stats
 
-        loss, grads = jax.value_and_grad(loss_fn)(state.g_params)
+        (loss, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
         g_tx, _ = self.optimizers(hp)
         updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
         metrics = {"g_loss": loss, "g_grad_norm": optax.tree.norm(grads)}
-        return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=g_opt_state), metrics
+        return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=g_opt_state,
+                             g_stats=g_stats), metrics
 
     def step(self, state: TrainState, hp: HParams) -> tuple[TrainState, Metrics]:
         """`n_disc` D updates then `n_gen` G updates. Batches come from keys that depend on (member key,
@@ -149,18 +200,18 @@ class GAN:
 
         def draw(key):
             k_data, k_noise = jax.random.split(key)
-            return self.sample_data(k_data, batch), self.sample_noise(k_noise, batch)
+            return self.sample_real(k_data, batch), self.sample_latent(k_noise, batch)
 
         shared = draw(k_shared) if self.cfg.share_batch else None
         metrics = {"step": state.step}
         for i in range(self.cfg.n_disc):
             k_batch, k_drop = jax.random.split(jax.random.fold_in(k_d, i))
-            real, z = shared if shared is not None else draw(k_batch)
-            state, d_metrics = self.d_update(state, hp, real, z, k_drop)
+            (real, real_labels), (z, fake_labels) = shared if shared is not None else draw(k_batch)
+            state, d_metrics = self.d_update(state, hp, real, z, k_drop, real_labels, fake_labels)
         for i in range(self.cfg.n_gen):
             k_noise, k_drop = jax.random.split(jax.random.fold_in(k_g, i))
-            z = shared[1] if shared is not None else self.sample_noise(k_noise, batch)
-            state, g_metrics = self.g_update(state, hp, z, k_drop)
+            z, labels = shared[1] if shared is not None else self.sample_latent(k_noise, batch)
+            state, g_metrics = self.g_update(state, hp, z, k_drop, labels)
         metrics.update(d_metrics)  # the last update's values
         metrics.update(g_metrics)
         return self._freeze_if_diverged(old, state, metrics), metrics
@@ -169,15 +220,15 @@ class GAN:
         """Advance the step; keep the update only while the member is healthy and its losses and
         parameters stay finite. A member that goes non-finite keeps its last finite parameters and
         optimizer states, and records the step, so its neighbours and its logs stay usable."""
-        learned = (new.g_params, new.d_params, new.g_opt_state, new.d_opt_state)
-        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in
-                                    jax.tree.leaves((new.g_params, new.d_params, metrics["d_loss"], metrics["g_loss"]))]))
+        learned = lambda s: (s.g_params, s.d_params, s.g_opt_state, s.d_opt_state, s.g_stats)  # noqa: E731
+        checked = (new.g_params, new.d_params, new.g_stats, metrics["d_loss"], metrics["g_loss"])
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(checked)]))
         keep = (old.diverged_at < 0) & finite
-        g_params, d_params, g_opt_state, d_opt_state = jax.tree.map(
-            lambda n, o: jnp.where(keep, n, o), learned, (old.g_params, old.d_params, old.g_opt_state, old.d_opt_state))
+        g_params, d_params, g_opt_state, d_opt_state, g_stats = jax.tree.map(
+            lambda n, o: jnp.where(keep, n, o), learned(new), learned(old))
         diverged_at = jnp.where((old.diverged_at < 0) & ~finite, old.step, old.diverged_at)
         return new.replace(g_params=g_params, d_params=d_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
-                           step=old.step + 1, diverged_at=diverged_at)
+                           g_stats=g_stats, step=old.step + 1, diverged_at=diverged_at)
 
     def run(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
         """`num_steps` steps in one scan; metrics of every step whose index is a multiple of

@@ -1,10 +1,11 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from gan_jax import models
-from gan_jax.config import DiscriminatorConfig, GeneratorConfig
+from gan_jax.config import Config, DiscriminatorConfig, GeneratorConfig
 
 
 def n_params(params) -> int:
@@ -16,8 +17,8 @@ def dense(n_in, n_out):  # weights + biases
 
 
 def test_r1_parameter_counts_and_shapes():
-    g = models.make_generator(GeneratorConfig(hidden=(16, 16)), out_dim=2)
-    d = models.make_discriminator(DiscriminatorConfig(hidden=(16, 16), feature_dim=2))
+    g = models.make_generator(Config(generator=GeneratorConfig(hidden=(16, 16))), out_dim=2)
+    d = models.make_discriminator(Config(discriminator=DiscriminatorConfig(hidden=(16, 16), feature_dim=2)))
     g_params = g.init(jax.random.key(0), jnp.zeros((1, 2)))["params"]
     d_params = d.init(jax.random.key(1), jnp.zeros((1, 2)))["params"]
     # G: 2->16->16->2; D: 2->16->16->2 (features) ->1 (logit)
@@ -29,10 +30,10 @@ def test_r1_parameter_counts_and_shapes():
 
 
 def test_r4_parameter_counts():
-    g = models.make_generator(GeneratorConfig(hidden=(128,), activation="relu", output_activation="sigmoid",
-                                              kernel_init="r4_xavier"), out_dim=784)
-    d = models.make_discriminator(DiscriminatorConfig(hidden=(128,), feature_dim=None, activation="relu",
-                                                      kernel_init="r4_xavier"))
+    g = models.make_generator(Config(generator=GeneratorConfig(hidden=(128,), activation="relu", output_activation="sigmoid",
+                                              kernel_init="r4_xavier")), out_dim=784)
+    d = models.make_discriminator(Config(discriminator=DiscriminatorConfig(
+        hidden=(128,), feature_dim=None, activation="relu", kernel_init="r4_xavier")))
     g_params = g.init(jax.random.key(0), jnp.zeros((1, 100)))["params"]
     d_params = d.init(jax.random.key(0), jnp.zeros((1, 784)))["params"]
     assert n_params(g_params) == 100 * 128 + 128 + 128 * 784 + 784 == 114_064
@@ -44,7 +45,7 @@ def test_r4_parameter_counts():
 
 
 def test_glorot_uniform_default_and_zero_biases():
-    g = models.make_generator(GeneratorConfig(hidden=(64,)), out_dim=32)
+    g = models.make_generator(Config(generator=GeneratorConfig(hidden=(64,))), out_dim=32)
     params = g.init(jax.random.key(0), jnp.zeros((1, 16)))["params"]
     kernel = np.asarray(params["Dense_0"]["kernel"])
     limit = np.sqrt(6 / (16 + 64))  # Glorot-uniform bound, TF1's tf.layers.dense default
@@ -60,13 +61,13 @@ def test_leaky_relu_slope_is_configurable():
 
 @pytest.mark.parametrize("name", sorted(models.ACTIVATIONS))
 def test_every_activation_builds(name):
-    g = models.make_generator(GeneratorConfig(hidden=(8,), activation=name, output_activation=name), out_dim=3)
+    g = models.make_generator(Config(generator=GeneratorConfig(hidden=(8,), activation=name, output_activation=name)), out_dim=3)
     params = g.init(jax.random.key(0), jnp.zeros((1, 2)))
     assert g.apply(params, jnp.ones((4, 2))).shape == (4, 3)
 
 
 def test_dropout_only_in_training_mode():
-    d = models.make_discriminator(DiscriminatorConfig(hidden=(256,), feature_dim=None, dropout=0.5))
+    d = models.make_discriminator(Config(discriminator=DiscriminatorConfig(hidden=(256,), feature_dim=None, dropout=0.5)))
     x = jnp.ones((4, 2))
     params = d.init(jax.random.key(0), x)
     eval_a, _ = d.apply(params, x)
@@ -77,3 +78,85 @@ def test_dropout_only_in_training_mode():
     assert not np.allclose(train_a, train_b)
     zero_share = float(jnp.mean(feats == 0))  # leaky_relu is never exactly 0 here, so zeros are dropped units
     assert 0.35 < zero_share < 0.65
+
+
+DCGAN = Config(architecture="dcgan", image_shape=(28, 28, 1), latent_dim=100,
+               generator=GeneratorConfig(hidden=(128, 64), activation="relu", output_activation="tanh"),
+               discriminator=DiscriminatorConfig(hidden=(64, 128), feature_dim=None))
+
+
+def test_dcgan_parameter_counts_and_shapes():
+    g, d = models.make_generator(DCGAN, 784), models.make_discriminator(DCGAN)
+    g_vars = g.init(jax.random.key(0), jnp.zeros((1, 100)))
+    d_vars = d.init(jax.random.key(1), jnp.zeros((1, 784)))
+    # G: dense 100 -> 7*7*128 (no bias), BN(128), convT 4x4 128->64 (no bias), BN(64), convT 4x4 64->1 + bias
+    g_count = 100 * 7 * 7 * 128 + 2 * 128 + 4 * 4 * 128 * 64 + 2 * 64 + 4 * 4 * 64 * 1 + 1
+    assert n_params(g_vars["params"]) == g_count == 759_681
+    assert n_params(g_vars["batch_stats"]) == 2 * 128 + 2 * 64  # mean and variance per channel
+    # D: conv 4x4 1->64 + bias, conv 4x4 64->128 + bias, dense 7*7*128 -> 1
+    assert n_params(d_vars["params"]) == (16 * 64 + 64) + (16 * 64 * 128 + 128) + (7 * 7 * 128 + 1) == 138_561
+    x = g.apply(g_vars, jnp.ones((3, 100)))
+    assert x.shape == (3, 784) and float(jnp.abs(x).max()) <= 1
+    logits, features = d.apply(d_vars, x)
+    assert logits.shape == (3,) and features.shape == (3, 7 * 7 * 128)
+
+
+def test_batch_norm_train_mode_uses_batch_statistics_and_updates_averages():
+    g = models.make_generator(DCGAN, 784)
+    g_vars = g.init(jax.random.key(0), jnp.zeros((1, 100)))
+    z = jax.random.normal(jax.random.key(1), (16, 100))
+    x_train, updated = g.apply(g_vars, z, train=True, mutable=["batch_stats"])
+    x_eval = g.apply(g_vars, z)
+    assert not np.allclose(x_train, x_eval)  # batch statistics vs the initial running averages
+    before, after = g_vars["batch_stats"]["BatchNorm_0"], updated["batch_stats"]["BatchNorm_0"]
+    assert not np.allclose(before["mean"], after["mean"])
+    # one sample's output in train mode depends on the rest of its batch; in eval mode it does not
+    assert not np.allclose(g.apply(g_vars, z[:2], train=True, mutable=["batch_stats"])[0][0], x_train[0], atol=1e-5)
+    np.testing.assert_allclose(g.apply(g_vars, z[:2])[0], x_eval[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "dcgan"])
+def test_conditional_models_use_the_label(architecture):
+    cfg = (DCGAN if architecture == "dcgan" else Config(latent_dim=100, generator=GeneratorConfig(hidden=(32,)),
+                                                         discriminator=DiscriminatorConfig(hidden=(32,))))
+    cfg = cfg.replace(num_classes=10)
+    g, d = models.make_generator(cfg, 784), models.make_discriminator(cfg)
+    z, labels = jnp.ones((2, 100)), jnp.array([3, 7])
+    g_vars = g.init(jax.random.key(0), z, labels)
+    d_vars = d.init(jax.random.key(1), jnp.zeros((2, 784)), labels)
+    x = g.apply(g_vars, z, labels)
+    assert not np.allclose(x[0], x[1])  # same noise, different digits
+    logits, _ = d.apply(d_vars, jnp.stack([x[0], x[0]]), labels)
+    assert logits[0] != logits[1]
+    with pytest.raises(ValueError, match="conditional"):
+        g.apply(g_vars, z)
+
+
+def test_with_label_broadcasts_one_hot_over_space():
+    h = jnp.zeros((2, 4, 4, 3))
+    out = models.with_label(h, jnp.array([1, 2]), 5)
+    assert out.shape == (2, 4, 4, 8)
+    np.testing.assert_array_equal(out[0, 2, 3, 3:], [0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(out[1, 0, 0, 3:], [0, 0, 1, 0, 0])
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 7, 5), (3, 14, 6, 4)])
+def test_conv_transpose_2x_equals_flax_conv_transpose(shape):
+    x = jax.random.normal(jax.random.key(0), shape)
+    mine = models.ConvTranspose2x(3)
+    params = mine.init(jax.random.key(1), x)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
+    reference = nn.ConvTranspose(3, (4, 4), strides=(2, 2), padding="SAME")
+    expected = reference.apply(params, x)
+    np.testing.assert_allclose(mine.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+    assert expected.shape == (shape[0], 2 * shape[1], 2 * shape[2], 3)
+
+
+@pytest.mark.parametrize("shape", [(2, 28, 28, 1), (3, 14, 6, 4)])
+def test_conv_2x_equals_flax_conv(shape):
+    x = jax.random.normal(jax.random.key(0), shape)
+    mine = models.Conv2x(5)
+    params = jax.tree.map(lambda p: p + 0.1, mine.init(jax.random.key(1), x))
+    expected = nn.Conv(5, (4, 4), strides=(2, 2), padding="SAME").apply(params, x)
+    np.testing.assert_allclose(mine.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+    assert expected.shape == (shape[0], shape[1] // 2, shape[2] // 2, 5)

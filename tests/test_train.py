@@ -20,7 +20,9 @@ def run_single(cfg, hp, seed, steps):
 def run_members(cfg, hps, seeds, steps):
     sweep = Sweep(GAN.from_config(cfg), len(seeds))
     hp = stack_hparams(hps)
-    return sweep.run(sweep.init(hp, member_keys(seeds)), hp, steps)
+    # on the host: indexing one member of a sharded array is a cross-device collective, which XLA:CPU
+    # aborts after 40 s if one device is still busy with queued work (a loaded CI machine)
+    return jax.device_get(sweep.run(sweep.init(hp, member_keys(seeds)), hp, steps))
 
 
 def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
@@ -251,3 +253,27 @@ def test_diverging_member_is_frozen_flagged_and_isolated(tiny_cfg):
     healthy, _ = run_members(tiny_cfg, [hps[0], hps[2]], [0, 2], 40)
     for i, j in ((0, 0), (2, 1)):
         assert_trees_close(jax.tree.map(lambda a: a[i], state.g_params), jax.tree.map(lambda a: a[j], healthy.g_params))
+
+
+def test_r1_gradient_penalty_matches_hand_computed_value(tiny_cfg):
+    """A linear D, logit = w.x + b, has grad_x logit = w for every x, so the penalty is gp/2 * |w|^2."""
+    from gan_jax.config import DiscriminatorConfig
+
+    cfg = tiny_cfg.replace(discriminator=DiscriminatorConfig(hidden=(), feature_dim=None), gradient_penalty="r1")
+    gan = GAN.from_config(cfg)
+    hp = default_hparams("rmsprop", gp_weight=0.0).as_arrays()
+    state = gan.init(hp, jax.random.key(0))
+    real, z = gan.sample_data(jax.random.key(1), 64), gan.sample_noise(jax.random.key(2), 64)
+    _, plain = gan.d_update(state, hp, real, z, jax.random.key(3))
+    _, penalised = gan.d_update(state, hp.replace(gp_weight=jnp.float32(10.0)), real, z, jax.random.key(3))
+    w = np.asarray(state.d_params["logit"]["kernel"])
+    expected = float(plain["d_loss"]) + 10.0 / 2 * float(np.sum(w ** 2))
+    assert float(penalised["d_loss"]) == pytest.approx(expected, rel=1e-5)
+    assert float(penalised["d_loss"]) > float(plain["d_loss"]) + 1e-3
+
+
+def test_gp_weight_without_the_penalty_is_refused(tiny_cfg):
+    from gan_jax.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="gradient_penalty='r1'"):
+        validate(tiny_cfg, default_hparams("rmsprop", gp_weight=1.0))

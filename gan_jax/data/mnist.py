@@ -124,16 +124,21 @@ def load(name: str = "mnist", split: str = "train", data_dir: str | pathlib.Path
 SCALES = {"tanh": (2.0 / 255.0, -1.0), "sigmoid": (1.0 / 255.0, 0.0)}  # pixel -> [-1, 1] or [0, 1]
 
 
-def image_sampler(images: jax.Array, scale: str = "tanh") -> Callable[[jax.Array, int], jax.Array]:
+def image_sampler(images: jax.Array, scale: str = "tanh", labels: jax.Array | None = None) -> Callable:
     """A sampler `(key, n) -> float32[n, h*w]` drawing images uniformly with replacement by index from
-    uint8 `images` held on device, scaled for a generator with a tanh ([-1, 1]) or sigmoid ([0, 1]) output."""
+    uint8 `images` held on device, scaled for a generator with a tanh ([-1, 1]) or sigmoid ([0, 1]) output.
+    With `labels` (for a conditional GAN) it returns `(images, int32 labels)` of the same indices."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"{len(labels)} labels for {len(images)} images; they must match one to one")
     mul, add = SCALES[scale]
     images = jnp.asarray(images)
+    labels = None if labels is None else jnp.asarray(labels, jnp.int32)
 
-    def sample(key: jax.Array, n: int) -> jax.Array:
+    def sample(key: jax.Array, n: int):
         idx = jax.random.randint(key, (n,), 0, images.shape[0])
-        return images[idx].reshape(n, -1).astype(jnp.float32) * mul + add
+        x = images[idx].reshape(n, -1).astype(jnp.float32) * mul + add
+        return x if labels is None else (x, labels[idx])
 
     return sample
