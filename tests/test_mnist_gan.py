@@ -16,15 +16,19 @@ def n_params(tree):
     return sum(x.size for x in jax.tree.leaves(tree))
 
 
-def preset_gan(name, images, **changes):
+def preset_gan(name, images, labels=None, **changes):
     cfg, _ = mnist_gan.PRESETS[name]
     cfg = cfg.replace(**changes)
     scale = "sigmoid" if cfg.generator.output_activation == "sigmoid" else "tanh"
-    return GAN.from_config(cfg, mnist.image_sampler(images, scale), data_dim=784)
+    return GAN.from_config(cfg, mnist.image_sampler(images, scale, labels), data_dim=784)
 
 
 def synthetic_images(n=256):
     return np.random.default_rng(0).integers(0, 256, (n, 28, 28)).astype(np.uint8)
+
+
+def synthetic_labels(n=256):
+    return np.random.default_rng(1).integers(0, 10, n).astype(np.uint8)
 
 
 def test_r2_and_r4_parameter_counts():
@@ -42,12 +46,51 @@ def test_r2_vmapped_members_equal_single_runs():
     hps = [default_hparams("adam", lr) for lr in (1e-3, 2e-4)]
     sweep = Sweep(gan, 2)
     hp = stack_hparams(hps)
-    state, _ = sweep.run(sweep.init(hp, member_keys([3, 4])), hp, 20)
+    state = jax.device_get(sweep.run(sweep.init(hp, member_keys([3, 4])), hp, 20)[0])  # host copy: see test_train
     for i, (seed, single_hp) in enumerate(zip([3, 4], hps)):
         single = gan.init(single_hp.as_arrays(), jax.random.key(seed))
         single, _ = jax.jit(gan.run, static_argnums=2)(single, single_hp.as_arrays(), 20)
         for a, b in zip(jax.tree.leaves(state.g_params), jax.tree.leaves(single.g_params)):
             np.testing.assert_allclose(np.asarray(a[i]), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+def test_dcgan_parameter_counts():
+    state = preset_gan("dcgan", synthetic_images()).init(default_hparams("adam").as_arrays(), jax.random.key(0))
+    # G: dense 100 -> 7*7*64 (no bias), BN(64) scale+shift, convT 4x4 64->32 (no bias), BN(32), convT 4x4 32->1 + bias
+    assert n_params(state.g_params) == 100 * 7 * 7 * 64 + 2 * 64 + 16 * 64 * 32 + 2 * 32 + 16 * 32 + 1 == 347_073
+    assert n_params(state.g_stats) == 2 * 64 + 2 * 32  # running mean and variance per channel, per member
+    # D: conv 4x4 1->32 + bias, conv 4x4 32->64 + bias, dense 7*7*64 -> 1
+    assert n_params(state.d_params) == (16 * 32 + 32) + (16 * 32 * 64 + 64) + (7 * 7 * 64 + 1) == 36_513
+
+
+# SGD with momentum, not the presets' Adam: Adam's update g / (|g| + eps) turns float32 rounding in
+# near-zero gradients (common behind batch norm and relu) into lr-sized differences within 2 steps, which
+# would hide a real mismatch; SGD's updates are proportional to the gradients.
+@pytest.mark.parametrize("preset", ["dcgan", "cdcgan"])
+def test_dcgan_vmapped_members_equal_single_runs_batch_norm_included(preset, optimizer="sgd", steps=10):
+    labels = synthetic_labels() if preset == "cdcgan" else None
+    gan = preset_gan(preset, synthetic_images(), labels, optimizer=optimizer, log_every=1)
+    hps = [default_hparams(optimizer, lr, beta1=0.5) for lr in (2e-4, 1e-3)]
+    sweep = Sweep(gan, 2)
+    hp = stack_hparams(hps)
+    state = jax.device_get(sweep.run(sweep.init(hp, member_keys([3, 4])), hp, steps)[0])  # host copy: see test_train
+    for i, (seed, single_hp) in enumerate(zip([3, 4], hps)):
+        single = gan.init(single_hp.as_arrays(), jax.random.key(seed))
+        single, _ = jax.jit(gan.run, static_argnums=2)(single, single_hp.as_arrays(), steps)
+        mine = jax.tree.map(lambda a: a[i], (state.g_params, state.g_stats, state.d_params))
+        theirs = (single.g_params, single.g_stats, single.d_params)
+        assert jax.tree.structure(mine) == jax.tree.structure(theirs)
+        for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(theirs)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    # the running averages moved away from their initial values, differently per member
+    stats = state.g_stats["batch_stats"]["BatchNorm_0"]["mean"]
+    assert np.abs(stats).max() > 1e-4 and not np.allclose(stats[0], stats[1])
+
+
+def test_conditional_gan_needs_a_labelled_sampler():
+    gan = preset_gan("cgan", synthetic_images())  # no labels given to the sampler
+    with pytest.raises(TypeError, match="returning \\(x, labels\\)"):
+        gan.step(gan.init(default_hparams("adam").as_arrays(), jax.random.key(0)), default_hparams("adam").as_arrays())
 
 
 def test_r3_is_r2_with_label_smoothing_and_dropout():
