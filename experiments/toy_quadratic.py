@@ -80,42 +80,48 @@ def feature_views(gan: GAN, state: TrainState, hp, key) -> list[dict[str, np.nda
     return views
 
 
-def main(argv=None):
-    exp = parse(sys.argv[1:] if argv is None else argv)
+def setup(argv) -> experiment.Setup:
+    """The parsed experiment, its GAN and its evaluation: what `main` and `experiments.sweep` run."""
+    exp = parse(argv)
     dataset = data.get_dataset(exp.cfg.data)
     gan = GAN.from_config(exp.cfg)
-    to_data_units = lambda x: dataset.to_raw(x, exp.cfg.standardize)  # noqa: E731
-    to_raw = lambda x: to_data_units(np.asarray(x))  # noqa: E731
+    metric_fn = toy_eval.metrics_fn(dataset)
+    k_eval = jax.random.key(exp.seeds[0] + 30_000)
+    real_eval = dataset.sample(k_eval, EVAL_SAMPLES)
+    z_eval = gan.sample_noise(jax.random.fold_in(k_eval, 1), EVAL_SAMPLES)
+
+    def sample_metrics(samples):  # one function object, so Sweep.evaluate compiles it once
+        return metric_fn(dataset.to_raw(samples, exp.cfg.standardize), real_eval)
+
+    return experiment.Setup(exp, gan, lambda sweep, state: sweep.evaluate(state, z_eval, sample_metrics),
+                            {"experiment": "toy_quadratic", "reference": "R1", "eval_samples": EVAL_SAMPLES})
+
+
+def main(argv=None):
+    run = setup(sys.argv[1:] if argv is None else argv)
+    exp, gan = run.exp, run.gan
+    dataset = data.get_dataset(exp.cfg.data)
+    to_raw = lambda x: dataset.to_raw(np.asarray(x), exp.cfg.standardize)  # noqa: E731
     k_real, k_z, k_feat = jax.random.split(jax.random.key(exp.seeds[0] + 10_000), 3)
     real = np.asarray(dataset.sample(k_real, 1024))
     z_fixed = gan.sample_noise(k_z, 512)
     snapshots: list[tuple[int, np.ndarray]] = []  # member 0's samples, in the data's units
-
     final_fakes: list[np.ndarray] = []  # every member's latest samples
 
     def on_chunk(sweep, state):
-        fake = jax.device_get(sweep.generate(state, z_fixed))
-        snapshots.append((int(jax.device_get(state.step)[0]), to_raw(fake[0])))
+        fake = sweep.gather(sweep.generate(state, z_fixed))
+        snapshots.append((int(sweep.gather(state.step)[0]), to_raw(fake[0])))
         final_fakes[:] = [to_raw(f) for f in fake]
 
-    metric_fn = toy_eval.metrics_fn(dataset)
-    real_eval = dataset.sample(jax.random.fold_in(k_real, 1), EVAL_SAMPLES)
-    z_eval = gan.sample_noise(jax.random.fold_in(k_z, 1), EVAL_SAMPLES)
-
-    def sample_metrics(samples):  # one function object, so Sweep.evaluate compiles it once
-        return metric_fn(to_data_units(samples), real_eval)
-
-    def evaluate(sweep, state):
-        return sweep.evaluate(state, z_eval, sample_metrics)
-
-    result = experiment.run(exp, gan, exp.args.snapshot_every, on_chunk=on_chunk, evaluate=evaluate,
-                            extra_config={"experiment": "toy_quadratic", "reference": "R1",
-                                          "eval_samples": EVAL_SAMPLES})
-    write_figures(result, gan, exp, real, snapshots, final_fakes, k_feat)
-    print_summary(result)
+    result = experiment.run(exp, gan, exp.args.snapshot_every, on_chunk=on_chunk, evaluate=run.evaluate,
+                            extra_config=run.extra_config)
+    member0 = jax.tree.map(lambda a: a[0], result.sweep.gather(result.state))  # a collective: every process
+    if result.run.primary:
+        write_figures(result, gan, exp, real, snapshots, final_fakes, member0, k_feat)
+        print_summary(result)
 
 
-def write_figures(result, gan, exp, real, snapshots, final_fakes, key):
+def write_figures(result, gan, exp, real, snapshots, final_fakes, member0, key):
     fig_dir = result.run.figures
     name = exp.cfg.data
     plotting.real_data(real, fig_dir / "real_data.png", f"real data: {name}")
@@ -127,7 +133,6 @@ def write_figures(result, gan, exp, real, snapshots, final_fakes, key):
                            fig_dir / "final_samples_per_seed.png", max_panels=16,
                            title=f"step {exp.cfg.steps}, every member")
     if exp.cfg.discriminator.feature_dim == 2:  # R1's plottable feature layer
-        member0 = jax.tree.map(lambda a: a[0], jax.device_get(result.state))
         before_d, after_d, after_g = feature_views(gan, member0, exp.hparams.as_arrays(), key)
         plotting.feature_space(before_d, after_d, fig_dir / "features_d_update.png", "D")
         plotting.feature_space(after_d, after_g, fig_dir / "features_g_update.png", "G")

@@ -6,7 +6,7 @@ import dataclasses
 import datetime
 import pathlib
 import sys
-from gan_jax import losses
+from gan_jax import losses, sweep
 from gan_jax.config import DEFAULT_BETAS, OPTIMIZERS, Config, ConfigError, HParams, validate
 
 
@@ -74,6 +74,8 @@ def experiment_parser(name: str, description: str, defaults: Config, default_lr:
     add("--beta2", type=float, default=None,
         help="second-moment decay: Adam b2, RMSProp decay (default: the optimizer's usual)")
     add("--real-label", type=float, default=1.0, help="D's target for real data; 0.9 = one-sided label smoothing")
+    add("--gp-weight", type=float, default=0.0,
+        help="weight of the zero-centred gradient penalty on real data (R1 penalty, Mescheder et al. 2018); 0: off")
     add("--loss", choices=sorted(losses.LOSSES), default=defaults.loss, help="loss family")
     add("--optimizer", choices=list(OPTIMIZERS), default=defaults.optimizer, help="optimizer of both networks")
     add("--n-disc", type=positive_int, default=defaults.n_disc, help="D updates per step")
@@ -82,6 +84,16 @@ def experiment_parser(name: str, description: str, defaults: Config, default_lr:
     add("--out", type=pathlib.Path, default=None,
         help=f"run directory (default: runs/{name}-<date>-<time>)")
     add("--overwrite", action="store_true", help="allow writing into a non-empty --out directory")
+    add("--checkpoint-every", type=non_negative_int, default=0,
+        help="save the whole state (orbax) every N steps and at the end, in <out>/checkpoints; 0: never")
+    add("--keep", type=positive_int, default=3, help="checkpoints to keep (the latest K)")
+    add("--resume", action="store_true",
+        help="continue the run in --out from its latest complete checkpoint (same config; --steps may grow)")
+    add("--coordinator", default=None,
+        help="multi-host: coordinator address host:port for jax.distributed.initialize "
+             "(default: the cluster's environment, if any, else a single process)")
+    add("--num-processes", type=positive_int, default=None, help="multi-host: number of processes")
+    add("--process-id", type=non_negative_int, default=None, help="multi-host: this process's index")
     add("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -100,19 +112,32 @@ class Experiment:
 def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace, cfg: Config, name: str) -> Experiment:
     """Apply the shared flags to `cfg`, validate everything, and pick the run directory (not created)."""
     cfg = cfg.replace(steps=args.steps, batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer,
-                      n_disc=args.n_disc, n_gen=args.n_gen, log_every=args.log_every)
+                      n_disc=args.n_disc, n_gen=args.n_gen, log_every=args.log_every,
+                      gradient_penalty="r1" if args.gp_weight else "none")
     b1, b2 = DEFAULT_BETAS[cfg.optimizer]
     hp = HParams(lr_g=args.lr_g or args.lr, lr_d=args.lr_d or args.lr,
                  beta1=b1 if args.beta1 is None else args.beta1, beta2=b2 if args.beta2 is None else args.beta2,
-                 real_label=args.real_label)
+                 real_label=args.real_label, gp_weight=args.gp_weight)
     try:
         validate(cfg, hp)
     except ConfigError as e:
         parser.error(_flag_name(str(e)))
+    if args.checkpoint_every % cfg.log_every:
+        parser.error(f"--checkpoint-every {args.checkpoint_every} must be a multiple of --log-every {cfg.log_every}")
+    if args.resume and args.out is None:
+        parser.error("--resume needs --out, the run directory to continue")
     out = args.out or pathlib.Path("runs") / f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        parser.error(f"--out {out} exists and is not empty; choose another directory or pass --overwrite")
+    if args.resume and not (out / "checkpoints").is_dir():
+        parser.error(f"--resume: {out / 'checkpoints'} does not exist; run with --checkpoint-every first, "
+                     "or drop --resume")
+    if out.exists() and any(out.iterdir()) and not (args.overwrite or args.resume):
+        parser.error(f"--out {out} exists and is not empty; choose another directory, pass --overwrite, "
+                     "or --resume a checkpointed run")
     seeds = tuple(range(args.seed, args.seed + args.seeds))
+    try:
+        sweep.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    except ValueError as e:
+        parser.error(str(e))
     return Experiment(cfg, hp, seeds, out, args)
 
 

@@ -63,7 +63,7 @@ def train_members(sweep: Sweep, state: TrainState, hp: HParams, steps: int, chun
             sweep.compile(state, hp, length)  # timed separately, once per distinct length
             t0 = time.perf_counter()
             state, metrics = sweep.run(state, hp, length)
-            metrics = jax.device_get(metrics)  # blocks until the chunk is done
+            metrics = sweep.gather(metrics)  # blocks until the chunk is done
             train_s += time.perf_counter() - t0
             if on_metrics:
                 on_metrics(metrics)

@@ -35,6 +35,28 @@ def use_cpu_cores_as_devices() -> None:
         pass
 
 
+def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """Join a multi-host run (one process per host, or per GPU) before JAX starts its backend: from the
+    arguments, else from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID, else from a SLURM
+    allocation of more than one task; with none of these, a single-process run (nothing to do)."""
+    import os
+
+    coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if num_processes is None and "JAX_NUM_PROCESSES" in os.environ:
+        num_processes = int(os.environ["JAX_NUM_PROCESSES"])
+    if process_id is None and "JAX_PROCESS_ID" in os.environ:
+        process_id = int(os.environ["JAX_PROCESS_ID"])
+    if coordinator is None and num_processes is None and process_id is None:
+        if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+            jax.distributed.initialize()  # JAX reads the SLURM environment
+        return
+    if coordinator is None or num_processes is None or process_id is None:
+        raise ValueError("a multi-host run needs a coordinator address, the number of processes and this process's "
+                         f"id; got {coordinator!r}, {num_processes!r}, {process_id!r}")
+    jax.distributed.initialize(coordinator, num_processes, process_id)
+
+
 def stack_hparams(hparams: Sequence[HParams]) -> HParams:
     """Member-stacked float32 HParams from one HParams per member."""
     return jax.tree.map(lambda *v: jnp.asarray(np.array(v, np.float32)), *hparams)
@@ -77,16 +99,25 @@ class Sweep:
         self.block = max(b for b in range(1, min(self.member_block, local) + 1) if local % b == 0)
         self._init = jax.jit(jax.vmap(self.gan.init), out_shardings=self.sharding)
         self._compiled: dict[int, jax.stages.Compiled] = {}
-        self._generate = jax.jit(jax.vmap(self.gan.generate, in_axes=(0, None)))
+        self._generate = jax.jit(jax.vmap(self.gan.generate, in_axes=(0, None, None, 0)))
         self._evaluators: dict = {}
 
     def shard(self, tree):
-        """Place a member-stacked pytree on the mesh, after checking its leading axis is the member axis."""
+        """Place a member-stacked pytree on the mesh, after checking its leading axis is the member axis.
+        Every process passes the same full values; each keeps its own devices' members."""
         for leaf in jax.tree.leaves(tree):
             if leaf.ndim == 0 or leaf.shape[0] != self.n_members:
                 raise ValueError(f"expected a leading member axis of {self.n_members}, got shape {leaf.shape}; "
                                  "stack one value per member (stack_hparams, member_keys)")
-        return jax.device_put(tree, self.sharding)
+        return jax.tree.map(self._put, tree)
+
+    def _put(self, leaf):
+        if jax.process_count() == 1:
+            return jax.device_put(leaf, self.sharding)
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(self._put(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf))
+        host = np.asarray(leaf)
+        return jax.make_array_from_callback(host.shape, self.sharding, lambda index: host[index])
 
     def init(self, hp: HParams, keys: jax.Array) -> TrainState:
         """All members' states in one vmapped init, created already sharded over the mesh."""
@@ -124,18 +155,36 @@ class Sweep:
         """Advance every member `num_steps` steps. Donates `state`: use the returned one."""
         return self.compile(state, hp, num_steps)(state, self.shard(hp))
 
-    def generate(self, state: TrainState, z: jax.Array) -> jax.Array:
-        """Every member's samples for the same noise z: [members, n, ...]."""
-        return self._generate(state.g_params, z)
+    def gather(self, tree):
+        """A host (numpy) copy of member-stacked arrays with every member, on every process (in a
+        multi-host run each process holds only its devices' members)."""
+        if jax.process_count() == 1:
+            return jax.device_get(tree)
+        from jax.experimental import multihost_utils
 
-    def evaluate(self, state: TrainState, z: jax.Array, metric_fn) -> dict[str, jax.Array]:
-        """`metric_fn(samples) -> {name: scalar}` of every member's samples G(z): {name: [members]}.
-        Compiled once per (metric_fn, z shape)."""
+        def gather_leaf(leaf):
+            if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # keys travel as their raw data
+                data = multihost_utils.process_allgather(jax.random.key_data(leaf), tiled=True)
+                return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+            return multihost_utils.process_allgather(leaf, tiled=True)
+
+        return jax.tree.map(gather_leaf, tree)
+
+    def generate(self, state: TrainState, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+        """Every member's samples (evaluation mode) for the same noise z (and labels): [members, n, ...]."""
+        return self._generate(state.g_params, z, labels, state.g_stats)
+
+    def evaluate(self, state: TrainState, z: jax.Array, metric_fn,
+                 labels: jax.Array | None = None) -> dict[str, jax.Array]:
+        """`metric_fn(samples) -> {name: scalar}` of every member's samples G(z) (for a conditional GAN
+        `metric_fn(samples, labels)`): {name: [members]}. Compiled once per (metric_fn, z shape)."""
         key = (metric_fn, z.shape)
         if key not in self._evaluators:
-            self._evaluators[key] = jax.jit(jax.vmap(lambda g, z: metric_fn(self.gan.generate(g, z)),
-                                                     in_axes=(0, None)))
-        return self._evaluators[key](state.g_params, z)
+            def member(g_params, g_stats, z, labels):
+                samples = self.gan.generate(g_params, z, labels, g_stats)
+                return metric_fn(samples) if labels is None else metric_fn(samples, labels)
+            self._evaluators[key] = jax.jit(jax.vmap(member, in_axes=(0, 0, None, None)))
+        return self._evaluators[key](state.g_params, state.g_stats, z, labels)
 
 
 def jit_single_step(gan: GAN):

@@ -18,9 +18,9 @@ SCRIPT = textwrap.dedent("""
     from gan_jax.sweep import Sweep, member_keys, stack_hparams
     from gan_jax.train import GAN
     cfg = Config(batch_size=64, log_every=10)
-    hp = stack_hparams([default_hparams("adam", lr) for lr in (1e-3, 2e-3, 5e-4, 1e-3)])
-    sweep = Sweep(GAN.from_config(cfg.replace(optimizer="adam")), 4)
-    state, metrics = sweep.run(sweep.init(hp, member_keys([0, 1, 2, 3])), hp, 30)
+    hp = stack_hparams([default_hparams("adam", lr) for lr in (1e-3, 2e-3, 5e-4, 1e-3) * 2])
+    sweep = Sweep(GAN.from_config(cfg.replace(optimizer="adam")), 8)
+    state, metrics = sweep.run(sweep.init(hp, member_keys(range(8))), hp, 30)
     print("devices", len(sweep.mesh.devices.flat))
     leaves = jax.tree.leaves(jax.device_get((state.g_params, state.d_params, metrics)))
     np.savez(sys.argv[1], *leaves)
@@ -41,7 +41,7 @@ def run_script(tmp_path, n_devices):
 
 def test_sharded_over_devices_equals_one_device(tmp_path):
     one = run_script(tmp_path, 1)
-    for n in (2, 4):
+    for n in (2, 8):
         many = run_script(tmp_path, n)
         for a, b in zip(one, many):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -79,3 +79,28 @@ def test_member_blocks_equal_one_vmap():
     for other in results[1:]:
         for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(other)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_two_processes_on_localhost_equal_one_process(tmp_path):
+    """jax.distributed over 2 processes of 1 CPU device each == 1 process with 2 devices: same metrics.jsonl,
+    written by process 0 alone."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    flags = ["--seeds", "4", "--steps", "40", "--log-every", "10", "--snapshot-every", "20", "--no-progress"]
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen([sys.executable, "-m", "experiments.toy_quadratic", *flags, "--out", str(tmp_path / "multi"),
+                               "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert "4 members x 40 steps on 2 device(s)" in outputs[0][0] and outputs[1][0] == ""  # one writer
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    single = subprocess.run([sys.executable, "-m", "experiments.toy_quadratic", *flags, "--out", str(tmp_path / "one")],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    multi_rows = (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()
+    assert len(multi_rows) == 4 * 7 and multi_rows == (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()

@@ -1,0 +1,117 @@
+"""The sweep report: final metrics per hyperparameter setting as mean +- 95% CI over seeds (report.md), the
+loss curves of every member faceted by setting, and each final metric against each swept hyperparameter."""
+from __future__ import annotations
+
+import math
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from gan_jax.eval import stats  # noqa: E402
+
+HPARAMS = ("lr_g", "lr_d", "beta1", "beta2", "real_label", "gp_weight")
+
+
+def setting_rows(group: dict, result, varied: list[str]) -> list[dict]:
+    """One row per (static group, traced setting): its members and their final metrics over seeds."""
+    keys = [k for k in HPARAMS if any(k == v or (v == "lr" and k in ("lr_g", "lr_d")) for v in varied)]
+    by_setting: dict[tuple, list[dict]] = {}
+    for m in result.summary["members"]:
+        by_setting.setdefault(tuple(m[k] for k in keys), []).append(m)
+    metrics = [k for k in result.summary["members"][0] if k.startswith("eval_")] + ["d_loss", "g_loss"]
+    rows = []
+    for values, members in by_setting.items():
+        rows.append({"group": group, "setting": dict(zip(keys, values)), "members": [m["member"] for m in members],
+                     "seeds": len(members), "diverged": sum(m["diverged_at"] is not None for m in members),
+                     "metrics": {k: stats.mean_ci95([m[k] for m in members]) for k in metrics}})
+    return rows
+
+
+def _label(row: dict) -> str:
+    parts = [f"{k}={v}" for k, v in row["group"].items()] + [f"{k}={v:.3g}" for k, v in row["setting"].items()]
+    return ", ".join(parts) or "all"
+
+
+def markdown(rows: list[dict], reference: dict | None) -> str:
+    metrics = list(rows[0]["metrics"])
+    head = ["setting", "seeds", "diverged"] + [m.removeprefix("eval_") for m in metrics]
+    lines = ["# Sweep report", "", "Final values, mean +- 95% CI over seeds (Student's t).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [f"{row['metrics'][m]['mean']:.4g} +- {row['metrics'][m]['ci95']:.2g}" for m in metrics]
+        lines.append(f"| {_label(row)} | {row['seeds']} | {row['diverged']} | " + " | ".join(cells) + " |")
+    if reference:
+        cells = [f"{reference[m.removeprefix('eval_')]:.4g}" if m.removeprefix("eval_") in reference else ""
+                 for m in metrics]
+        lines.append("| real data (ceiling) | | | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def loss_facets(rows: list[dict], results: dict, path: pathlib.Path) -> pathlib.Path:
+    """D and G loss of every member, one panel per setting."""
+    cols = min(4, len(rows))
+    fig, axes = plt.subplots(math.ceil(len(rows) / cols), cols, figsize=(4 * cols, 3 * math.ceil(len(rows) / cols)),
+                             squeeze=False, sharey=True)
+    for ax, row in zip(axes.flat, rows):
+        result = results[_label({"group": row["group"], "setting": {}})]
+        for m in row["members"]:
+            ax.plot(result.steps, result.history["d_loss"][m], c="tab:blue", lw=0.6, alpha=0.6)
+            ax.plot(result.steps, result.history["g_loss"][m], c="tab:orange", lw=0.6, alpha=0.6)
+        ax.set_title(_label(row), fontsize=8)
+        ax.set_xlabel("step")
+    axes.flat[0].legend(["D loss", "G loss"], fontsize=7)
+    for ax in list(axes.flat)[len(rows):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def metric_vs_hparam(rows: list[dict], path: pathlib.Path) -> pathlib.Path | None:
+    """Each final metric against each swept hyperparameter, mean with 95% CI error bars; one line per
+    combination of the other settings."""
+    swept = [k for k in rows[0]["setting"] if len({r["setting"][k] for r in rows}) > 1]
+    if not swept:
+        return None
+    metrics = list(rows[0]["metrics"])
+    fig, axes = plt.subplots(len(metrics), len(swept), figsize=(4 * len(swept), 2.6 * len(metrics)), squeeze=False)
+    for j, h in enumerate(swept):
+        lines: dict[str, list[dict]] = {}
+        for r in rows:
+            rest = {"group": r["group"], "setting": {k: v for k, v in r["setting"].items() if k != h}}
+            lines.setdefault(_label(rest), []).append(r)
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            for label, line in lines.items():
+                line = sorted(line, key=lambda r: r["setting"][h])
+                x = [r["setting"][h] for r in line]
+                y = [r["metrics"][metric]["mean"] for r in line]
+                err = np.nan_to_num([r["metrics"][metric]["ci95"] for r in line])
+                ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
+            if h.startswith("lr"):
+                ax.set_xscale("log")
+            ax.set(xlabel=h, ylabel=metric.removeprefix("eval_"))
+        axes[0, j].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write(out: pathlib.Path, results: list[tuple[dict, object]], varied: list[str],
+          reference: dict | None = None) -> pathlib.Path:
+    """Write report.md and the figures for the groups' results; returns report.md's path."""
+    rows = [row for group, result in results for row in setting_rows(group, result, varied)]
+    figures = pathlib.Path(out) / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    by_group = {_label({"group": g, "setting": {}}): r for g, r in results}
+    loss_facets(rows, by_group, figures / "losses_by_setting.png")
+    metric_vs_hparam(rows, figures / "metrics_vs_hparams.png")
+    path = pathlib.Path(out) / "report.md"
+    path.write_text(markdown(rows, reference))
+    return path

@@ -1,0 +1,54 @@
+"""Checkpoints through the experiment CLI: a resumed run, or one killed with SIGKILL and resumed, writes what
+an uninterrupted run writes; a resume with a shape-changing config is refused before anything is written."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import REPO
+from gan_jax.rundir import read_metrics
+from test_experiments import run_module
+
+FLAGS = ["--seeds", "2", "--log-every", "10", "--snapshot-every", "20", "--checkpoint-every", "20", "--keep", "2",
+         "--no-progress"]
+
+
+def toy(out, *flags):
+    proc = run_module("experiments.toy_quadratic", *FLAGS, "--out", str(out), *flags)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_resume_extends_a_run_to_what_an_uninterrupted_run_writes(tmp_path):
+    toy(tmp_path / "whole", "--steps", "60")
+    toy(tmp_path / "part", "--steps", "40")
+    proc = toy(tmp_path / "part", "--steps", "60", "--resume")
+    assert "resuming from the checkpoint at step 40" in proc.stdout
+    assert read_metrics(tmp_path / "part" / "metrics.jsonl") == read_metrics(tmp_path / "whole" / "metrics.jsonl")
+    assert sorted(p.name for p in (tmp_path / "part" / "checkpoints").iterdir()) == ["40", "60"]  # --keep 2
+
+
+def test_sigkill_mid_run_then_resume_finishes_with_the_same_numbers(tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "experiments.toy_quadratic", *FLAGS, "--steps", "200", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (out / "checkpoints" / "20").is_dir() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # wherever it is: training, evaluating or saving the next checkpoint
+    proc.wait()
+    assert (out / "checkpoints" / "20").is_dir()
+    toy(out, "--steps", "200", "--resume")
+    toy(tmp_path / "whole", "--steps", "200")
+    assert read_metrics(out / "metrics.jsonl") == read_metrics(tmp_path / "whole" / "metrics.jsonl")
+
+
+def test_resume_with_a_shape_changing_config_is_refused(tmp_path):
+    toy(tmp_path / "run", "--steps", "20")
+    before = (tmp_path / "run" / "metrics.jsonl").read_text()
+    proc = run_module("experiments.toy_quadratic", *FLAGS, "--steps", "40", "--g-hidden", "32,16", "--resume",
+                      "--out", str(tmp_path / "run"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "generator.hidden" in lines[-1] and "use the same config" in lines[-1], proc.stderr
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == before  # nothing lost or rewritten
