@@ -37,6 +37,7 @@ def run_benchmark(*args, timeout=300):
                           text=True, timeout=timeout)
 
 
+@pytest.mark.slow  # ~1 minute of subprocesses (JAX, then torch, then 8 emulated devices); run with -m slow
 def test_tiny_benchmark_reports_rates_and_state_bytes(tmp_path):
     out = tmp_path / "bench.json"
     proc = run_benchmark("--quick", "--members", "1", "--r2-members", "1", "--seed-steps", "20", "--min-steps", "2",
