@@ -12,8 +12,8 @@ real labels 0.9 and dropout 0.3 in D), r4 (100-128-784 relu/sigmoid G, 784-128-1
 dense 7x7x64 -> 4x4 stride-2 transposed convs to 14x14x32 and 28x28x1, batch norm and relu, tanh output;
 D: 4x4 stride-2 convs 32, 64 with leaky_relu 0.2, dense logit; Adam 2e-4 beta1 0.5, batch 64; half the
 usual DCGAN widths, so a CPU trains it in minutes), cgan (r2
-with the digit's one-hot code concatenated to G's noise and to D's input) and cdcgan (dcgan, conditioned
-the same way, D's label as 10 constant channels). Images are scaled to [-1, 1] for a
+with the digit's one-hot code concatenated to G's noise and to D's input; Adam beta1 0.5) and cdcgan
+(dcgan, conditioned the same way, D's label as 10 constant channels). Images are scaled to [-1, 1] for a
 tanh generator and [0, 1] for a sigmoid one. Without --data-dir, tensorflow-datasets provides the data.
 
 Figures (in <run>/figures): D and G losses of every member, the first seed's samples every
@@ -65,7 +65,8 @@ PRESETS = {
                                                          kernel_init="r4_xavier"),
                        batch_size=128), {}),
     "dcgan": (_DCGAN, {"lr": 2e-4, "beta1": 0.5}),
-    "cgan": (_R2.replace(num_classes=10), {}),
+    # r2's model; Adam b1 0.5, because with r2's b1 0.9 every seed collapsed to one class (README, Results)
+    "cgan": (_R2.replace(num_classes=10), {"beta1": 0.5}),
     "cdcgan": (_DCGAN.replace(num_classes=10), {"lr": 2e-4, "beta1": 0.5}),
 }
 

@@ -5,7 +5,7 @@
         -- --preset r2 --data-dir ../shared/data/mnist-test --steps 5000
 
 Grid syntax: each grid flag takes a comma-separated list; the sweep trains every combination for every seed.
-Traced values (--lr, --lr-g, --lr-d, --beta1, --beta2, --real-label, --gp-weight) vary inside one compiled
+Traced values (--lr, --lr-g, --lr-d, --beta1, --beta2, --real-label, --gp-weight, --ema-decay) vary inside one compiled
 program: 16 seeds x 4 learning rates are 64 members of one group. Static values (--batch-size, --loss,
 --optimizer, --n-disc) change shapes or code: each combination is a separate group, compiled once and run in
 turn. --seeds N means seeds --seed .. --seed+N-1; a list (--seeds 0,5,9) names them. Every setting uses
@@ -35,7 +35,8 @@ from gan_jax.config import OPTIMIZERS, ConfigError, validate_hparams  # noqa: E4
 EXPERIMENTS = ("toy_quadratic", "mnist_gan")
 TRACED = {"lr": "learning rate of both networks", "lr_g": "G's learning rate", "lr_d": "D's learning rate",
           "beta1": "Adam b1 / SGD momentum", "beta2": "Adam b2 / RMSProp decay",
-          "real_label": "D's target for real data (0.9: one-sided smoothing)", "gp_weight": "gradient penalty weight"}
+          "real_label": "D's target for real data (0.9: one-sided smoothing)", "gp_weight": "gradient penalty weight",
+          "ema_decay": "decay of G's parameter average that samples use"}
 STATIC = {"batch_size": "batch size", "loss": f"loss family ({', '.join(sorted(losses.LOSSES))})",
           "optimizer": f"optimizer ({', '.join(OPTIMIZERS)})", "n_disc": "D updates per step"}
 

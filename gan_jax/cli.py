@@ -76,6 +76,8 @@ def experiment_parser(name: str, description: str, defaults: Config, default_lr:
     add("--real-label", type=float, default=1.0, help="D's target for real data; 0.9 = one-sided label smoothing")
     add("--gp-weight", type=float, default=0.0,
         help="weight of the zero-centred gradient penalty on real data (R1 penalty, Mescheder et al. 2018); 0: off")
+    add("--ema-decay", type=float, default=0.0,
+        help="samples and metrics use a moving average of G's parameters with this decay (e.g. 0.999); 0: G itself")
     add("--loss", choices=sorted(losses.LOSSES), default=defaults.loss, help="loss family")
     add("--optimizer", choices=list(OPTIMIZERS), default=defaults.optimizer, help="optimizer of both networks")
     add("--n-disc", type=positive_int, default=defaults.n_disc, help="D updates per step")
@@ -117,7 +119,7 @@ def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace, cfg: Conf
     b1, b2 = DEFAULT_BETAS[cfg.optimizer]
     hp = HParams(lr_g=args.lr_g or args.lr, lr_d=args.lr_d or args.lr,
                  beta1=b1 if args.beta1 is None else args.beta1, beta2=b2 if args.beta2 is None else args.beta2,
-                 real_label=args.real_label, gp_weight=args.gp_weight)
+                 real_label=args.real_label, gp_weight=args.gp_weight, ema_decay=args.ema_decay)
     try:
         validate(cfg, hp)
     except ConfigError as e:

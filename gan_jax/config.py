@@ -95,6 +95,7 @@ class HParams:
     beta2: Any = 0.999
     real_label: Any = 1.0  # one-sided label smoothing: D's target for real data (R3 uses 0.9)
     gp_weight: Any = 0.0  # weight of the gradient penalty, when cfg.gradient_penalty is set
+    ema_decay: Any = 0.0  # decay of the moving average of G's parameters that samples use; 0: G itself
 
     def as_arrays(self) -> "HParams":
         return HParams(*(jnp.asarray(v, jnp.float32) for v in dataclasses.astuple(self)))
@@ -109,7 +110,7 @@ DEFAULT_BETAS = {"adam": (0.9, 0.999), "rmsprop": (0.0, 0.9), "sgd": (0.0, 0.0)}
 def default_hparams(optimizer: str, lr: float = 1e-3, **overrides: Any) -> HParams:
     """HParams with the optimizer's usual betas (Adam 0.9/0.999, RMSProp decay 0.9, SGD no momentum)."""
     b1, b2 = DEFAULT_BETAS[optimizer]
-    values = dict(lr_g=lr, lr_d=lr, beta1=b1, beta2=b2, real_label=1.0, gp_weight=0.0)
+    values = dict(lr_g=lr, lr_d=lr, beta1=b1, beta2=b2, real_label=1.0, gp_weight=0.0, ema_decay=0.0)
     values.update(overrides)
     return HParams(**values)
 
@@ -186,5 +187,7 @@ def validate_hparams(cfg: Config, hp: HParams) -> None:
     need(bool(np.all(np.isfinite(gp)) and np.all(gp >= 0)), "gp_weight", f"must be >= 0, got {gp.tolist()}")
     need(cfg.gradient_penalty != "none" or bool(np.all(gp == 0)), "gp_weight",
          "is set but cfg.gradient_penalty is 'none'; set gradient_penalty='r1'")
+    ema = np.asarray(hp.ema_decay)
+    need(bool(np.all(ema >= 0) and np.all(ema < 1)), "ema_decay", f"must be in [0, 1), got {ema.tolist()}")
     need(cfg.loss != "hinge" or bool(np.all(real == 1.0)), "real_label",
          "label smoothing is not defined for the hinge loss; use real_label 1.0")

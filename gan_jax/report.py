@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from gan_jax.eval import stats  # noqa: E402
 
-HPARAMS = ("lr_g", "lr_d", "beta1", "beta2", "real_label", "gp_weight")
+HPARAMS = ("lr_g", "lr_d", "beta1", "beta2", "real_label", "gp_weight", "ema_decay")
 
 
 def setting_rows(group: dict, result, varied: list[str]) -> list[dict]:

@@ -171,12 +171,13 @@ class Sweep:
         return jax.tree.map(gather_leaf, tree)
 
     def generate(self, state: TrainState, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
-        """Every member's samples (evaluation mode) for the same noise z (and labels): [members, n, ...]."""
-        return self._generate(state.g_params, z, labels, state.g_stats)
+        """Every member's samples (evaluation mode, G's moving average `g_ema`) for the same noise z (and
+        labels): [members, n, ...]."""
+        return self._generate(state.g_ema, z, labels, state.g_stats)
 
     def evaluate(self, state: TrainState, z: jax.Array, metric_fn,
                  labels: jax.Array | None = None) -> dict[str, jax.Array]:
-        """`metric_fn(samples) -> {name: scalar}` of every member's samples G(z) (for a conditional GAN
+        """`metric_fn(samples) -> {name: scalar}` of every member's samples G(z) from `g_ema` (for a conditional GAN
         `metric_fn(samples, labels)`): {name: [members]}. Compiled once per (metric_fn, z shape).
         Each device evaluates its own members (shard_map), one member at a time (lax.map): with the members
         vmapped, the MNIST metrics (a batched SVD) hung on XLA:CPU with 2 devices of 2 members each."""
@@ -193,7 +194,7 @@ class Sweep:
 
             self._evaluators[key] = jax.jit(jax.shard_map(
                 local, mesh=self.mesh, in_specs=(spec, spec, replicated, replicated), out_specs=spec))
-        return self._evaluators[key](state.g_params, state.g_stats, z, labels)
+        return self._evaluators[key](state.g_ema, state.g_stats, z, labels)
 
 
 def jit_single_step(gan: GAN):

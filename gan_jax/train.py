@@ -27,6 +27,7 @@ class TrainState:
 
     g_params: Any
     d_params: Any
+    g_ema: Any  # moving average of g_params (decay hp.ema_decay): the generator that samples and metrics use
     g_opt_state: optax.OptState
     d_opt_state: optax.OptState
     key: jax.Array  # the member's base key; step keys are fold_in(key, step), never split off
@@ -143,8 +144,9 @@ class GAN:
             raise ValueError(f"the discriminator has state {sorted(set(d_vars) - {'params'})}; gan_jax keeps "
                              "D stateless (no batch norm), so D's output for one input never depends on its batch")
         g_tx, d_tx = self.optimizers(hp)
-        return TrainState(g_params, d_vars["params"], g_tx.init(g_params), d_tx.init(d_vars["params"]), k_train,
-                          jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), g_vars)
+        g_ema = jax.tree.map(jnp.array, g_params)  # a copy: a donated state must not hold one buffer twice
+        return TrainState(g_params, d_vars["params"], g_ema, g_tx.init(g_params), d_tx.init(d_vars["params"]),
+                          k_train, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), g_vars)
 
     def d_update(self, state: TrainState, hp: HParams, real: jax.Array, z: jax.Array, dropout_key: jax.Array,
                  real_labels: jax.Array | None = None, fake_labels: jax.Array | None = None
@@ -212,6 +214,8 @@ class GAN:
             k_noise, k_drop = jax.random.split(jax.random.fold_in(k_g, i))
             z, labels = shared[1] if shared is not None else self.sample_latent(k_noise, batch)
             state, g_metrics = self.g_update(state, hp, z, k_drop, labels)
+        # decay 0 gives g_params exactly (1 * p + 0 * e)
+        state = state.replace(g_ema=optax.incremental_update(state.g_params, state.g_ema, 1 - hp.ema_decay))
         metrics.update(d_metrics)  # the last update's values
         metrics.update(g_metrics)
         return self._freeze_if_diverged(old, state, metrics), metrics
@@ -220,15 +224,15 @@ class GAN:
         """Advance the step; keep the update only while the member is healthy and its losses and
         parameters stay finite. A member that goes non-finite keeps its last finite parameters and
         optimizer states, and records the step, so its neighbours and its logs stay usable."""
-        learned = lambda s: (s.g_params, s.d_params, s.g_opt_state, s.d_opt_state, s.g_stats)  # noqa: E731
+        learned = lambda s: (s.g_params, s.d_params, s.g_ema, s.g_opt_state, s.d_opt_state, s.g_stats)  # noqa: E731
         checked = (new.g_params, new.d_params, new.g_stats, metrics["d_loss"], metrics["g_loss"])
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(checked)]))
         keep = (old.diverged_at < 0) & finite
-        g_params, d_params, g_opt_state, d_opt_state, g_stats = jax.tree.map(
+        g_params, d_params, g_ema, g_opt_state, d_opt_state, g_stats = jax.tree.map(
             lambda n, o: jnp.where(keep, n, o), learned(new), learned(old))
         diverged_at = jnp.where((old.diverged_at < 0) & ~finite, old.step, old.diverged_at)
-        return new.replace(g_params=g_params, d_params=d_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
-                           g_stats=g_stats, step=old.step + 1, diverged_at=diverged_at)
+        return new.replace(g_params=g_params, d_params=d_params, g_ema=g_ema, g_opt_state=g_opt_state,
+                           d_opt_state=d_opt_state, g_stats=g_stats, step=old.step + 1, diverged_at=diverged_at)
 
     def run(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
         """`num_steps` steps in one scan; metrics of every step whose index is a multiple of

@@ -21,7 +21,7 @@ def test_help_lists_every_setting_with_default():
     for flag in ("--seeds", "--seed", "--steps", "--batch-size", "--lr", "--lr-g", "--lr-d", "--loss",
                  "--optimizer", "--log-every", "--out", "--full", "--n-disc", "--n-gen", "--real-label",
                  "--snapshot-every", "--data", "--raw-data", "--beta1", "--beta2", "--g-hidden", "--d-hidden",
-                 "--feature-dim", "--activation", "--latent-dim"):
+                 "--feature-dim", "--activation", "--latent-dim", "--ema-decay", "--gp-weight"):
         assert flag in out, flag
     assert "(default: 10000)" in out and "(default: rmsprop)" in out and "(default: 256)" in out
 
@@ -39,6 +39,7 @@ def test_help_lists_every_setting_with_default():
     (["--snapshot-every", "15"], "--snapshot-every"),
     (["--g-hidden", "16,0"], "--g-hidden"),
     (["--d-hidden", "a,b"], "--d-hidden"),
+    (["--ema-decay", "1"], "--ema-decay"),
 ])
 def test_bad_input_exits_2_with_one_line_before_writing(tmp_path, flags, setting):
     out = tmp_path / "run"

@@ -277,3 +277,39 @@ def test_gp_weight_without_the_penalty_is_refused(tiny_cfg):
 
     with pytest.raises(ConfigError, match="gradient_penalty='r1'"):
         validate(tiny_cfg, default_hparams("rmsprop", gp_weight=1.0))
+
+
+def test_generator_average_is_the_hand_computed_ema_and_leaves_training_unchanged(tiny_cfg):
+    """g_ema_t = d * g_ema_{t-1} + (1 - d) * g_params_t, starting from the initial G; training itself
+    (G, D, metrics) is the same whatever the decay, and decay 0 makes g_ema G itself, bitwise."""
+    gan = GAN.from_config(tiny_cfg)
+    step = jax.jit(gan.step)
+    runs = {}
+    for decay in (0.0, 0.9):
+        hp = default_hparams("rmsprop", ema_decay=decay).as_arrays()
+        state = gan.init(hp, jax.random.key(0))
+        expected = jax.tree.map(np.asarray, state.g_params)
+        for _ in range(5):
+            state, metrics = step(state, hp)
+            expected = jax.tree.map(lambda e, p: decay * e + (1 - decay) * np.asarray(p), expected, state.g_params)
+        runs[decay] = (state, metrics, expected)
+    (plain, plain_metrics, _), (averaged, averaged_metrics, expected) = runs[0.0], runs[0.9]
+    chex.assert_trees_all_equal(plain.g_ema, plain.g_params)
+    chex.assert_trees_all_equal((plain.g_params, plain.d_params, plain_metrics),
+                                (averaged.g_params, averaged.d_params, averaged_metrics))
+    assert_trees_close(averaged.g_ema, expected, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(averaged.g_ema["Dense_0"]["kernel"], averaged.g_params["Dense_0"]["kernel"])
+
+
+def test_sweep_samples_come_from_the_generator_average(tiny_cfg):
+    gan = GAN.from_config(tiny_cfg)
+    sweep = Sweep(gan, 2)
+    hp = stack_hparams([default_hparams("rmsprop", ema_decay=d) for d in (0.0, 0.99)])
+    state, _ = sweep.run(sweep.init(hp, member_keys([0, 1])), hp, 20)
+    state = jax.device_get(state)
+    z = gan.sample_noise(jax.random.key(9), 16)
+    samples = np.asarray(sweep.generate(state, z))
+    for i in range(2):
+        member = jax.tree.map(lambda a: a[i], state)
+        np.testing.assert_allclose(samples[i], gan.generate(member.g_ema, z), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(samples[1], gan.generate(jax.tree.map(lambda a: a[1], state.g_params), z), atol=1e-3)
