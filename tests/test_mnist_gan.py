@@ -1,4 +1,4 @@
-"""The MNIST MLP presets (R2, R3, R4): sizes, vmapped == single runs, learning on real MNIST, CLI errors."""
+"""The MNIST presets (R2, R3, R4, DCGAN, cGAN): sizes, vmapped == single runs, learning on real MNIST, CLI errors."""
 import json
 
 import jax
@@ -132,6 +132,30 @@ def test_r2_moves_from_noise_toward_real_digits():
     assert mean_before > 0.3 and nn_before > 0.4, (mean_before, nn_before)
     assert mean_after < 0.5 * mean_before, (mean_before, mean_after)
     assert nn_after < 0.75 * nn_before, (nn_before, nn_after)
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST not present at {SHARED_MNIST}")
+def test_cgan_draws_the_digit_it_is_asked_for():
+    """The cgan preset's grid rows must be the right digits: the shipped classifier reads its samples as
+    the asked-for digit far above chance (0.1) after 4,000 steps; untrained, near chance."""
+    from gan_jax.eval import mnist as mnist_eval
+
+    data = mnist.load("mnist", "test", SHARED_MNIST)
+    gan = preset_gan("cgan", data.images, data.labels)
+    hp = default_hparams("adam", beta1=mnist_gan.PRESETS["cgan"][1]["beta1"]).as_arrays()
+    classifier = mnist_eval.load_classifier()
+    z, asked = gan.sample_latent(jax.random.key(1), 1000)
+
+    def label_accuracy(state):
+        logits, _ = mnist_eval.classify(classifier, (gan.generate(state.g_params, z, asked) + 1) / 2)
+        return float(np.mean(np.argmax(logits, -1) == asked))
+
+    state = gan.init(hp, jax.random.key(0))
+    before = label_accuracy(state)
+    state, _ = jax.jit(gan.run, static_argnums=2)(state, hp, 4000)
+    after = label_accuracy(state)
+    # measured: 0.098 untrained, 0.752 after 4,000 steps (0.168 after 2,000: it learns the labels late)
+    assert before < 0.2 and after > 0.35, (before, after)
 
 
 def test_no_data_and_no_network_exits_2_with_one_line(tmp_path):
