@@ -110,3 +110,23 @@ def test_tfds_failure_becomes_one_clear_error(monkeypatch):
         mnist.load("mnist", "train")
     with pytest.raises(DataError, match="unknown dataset 'cifar10'"):
         mnist.load("cifar10", "train")
+
+
+def test_tfds_download_path_imports_everything_it_needs(monkeypatch, tmp_path):
+    """The real TFDS path, offline: it must get as far as the network (a missing dependency, such as the
+    importlib_resources that TFDS's download code imports undeclared, would fail before that)."""
+    import socket
+
+    from tensorflow_datasets.core.download import downloader
+
+    monkeypatch.setattr(downloader, "MAX_RETRIES", 0)  # its retries back off for minutes
+
+    def no_network(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "no network in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match=r"could not provide mnist/train \((ConnectionError|DownloadError|"
+                                        r"NameResolutionError|gaierror)") as error:
+        mnist.load("mnist", "train")
+    assert "ModuleNotFoundError" not in str(error.value)

@@ -19,7 +19,8 @@ IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049  # uint8 data with 3 and 1 dimensions
 TFDS_NAMES = ("mnist", "fashion_mnist")
 GET_DATA_HINT = ("pass --data-dir DIR holding the IDX files (e.g. ../shared/data/mnist-test for MNIST's test "
                  "split, /usr/share/datasets/fashion-mnist after `apt-get install dataset-fashion-mnist`), "
-                 "or run where tensorflow-datasets can download the dataset")
+                 "or run where tensorflow-datasets can download the dataset (with pip install -e '.[tfds]': "
+                 "TFDS needs tensorflow to build MNIST the first time)")
 
 
 class DataError(ValueError):
