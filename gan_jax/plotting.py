@@ -53,9 +53,10 @@ def _limits(real: np.ndarray, pad: float = 0.25):
     return (lo[0] - pad * span[0], hi[0] + pad * span[0]), (lo[1] - pad * span[1], hi[1] + pad * span[1])
 
 
-def snapshot_grid(snapshots: Sequence[tuple[int, np.ndarray]], real: np.ndarray, path: pathlib.Path,
+def snapshot_grid(snapshots: Sequence[tuple[int | str, np.ndarray]], real: np.ndarray, path: pathlib.Path,
                   max_panels: int = 12, title: str = "") -> pathlib.Path:
-    """Real vs generated samples at evenly spaced snapshots (the first and last always shown)."""
+    """Real vs generated samples at evenly spaced snapshots (the first and last always shown); a panel is
+    titled "step N" for an integer step, else by its own label."""
     idx = np.unique(np.linspace(0, len(snapshots) - 1, min(max_panels, len(snapshots))).round().astype(int))
     cols = min(4, len(idx))
     rows = math.ceil(len(idx) / cols)
@@ -63,7 +64,7 @@ def snapshot_grid(snapshots: Sequence[tuple[int, np.ndarray]], real: np.ndarray,
     lims = _limits(real)
     for ax, i in zip(axes.flat, idx):
         step, fake = snapshots[i]
-        _scatter_real_fake(ax, real, fake, f"step {step}", lims)
+        _scatter_real_fake(ax, real, fake, f"step {step}" if isinstance(step, int) else step, lims)
     for ax in axes.flat[len(idx):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7, markerscale=3)
