@@ -125,8 +125,25 @@ def test_tfds_download_path_imports_everything_it_needs(monkeypatch, tmp_path):
         raise socket.gaierror(socket.EAI_NONAME, "no network in this test")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(mnist, "_check_download_host", lambda builder, name: None)  # go on to TFDS's download
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     with pytest.raises(DataError, match=r"could not provide mnist/train \((ConnectionError|DownloadError|"
                                         r"NameResolutionError|gaierror)") as error:
         mnist.load("mnist", "train")
     assert "ModuleNotFoundError" not in str(error.value)
+
+
+def test_tfds_without_network_fails_at_once_naming_the_host(monkeypatch, tmp_path):
+    import socket
+    import time
+
+    def no_network(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"needs to download mnist from storage\.googleapis\.com, which cannot be "
+                                        r"reached .*; pass --data-dir DIR"):
+        mnist.load("mnist", "train")
+    assert time.perf_counter() - start < 20  # TFDS's own retries take minutes

@@ -104,15 +104,35 @@ def load_tfds(name: str = "mnist", split: str = "train", data_dir: str | None = 
 
     try:
         builder = tfds.builder(name, data_dir=data_dir)
+        if not builder.is_prepared():
+            _check_download_host(builder, name)
         with contextlib.redirect_stdout(io.StringIO()):  # TFDS prints progress; a failure gets one line below
             builder.download_and_prepare()
         source = builder.as_data_source(split=split)
         items = [source[i] for i in range(len(source))]
+    except DataError:
+        raise
     except Exception as e:  # no network, no tensorflow to build, unknown split: say what to do instead
         raise DataError(f"tensorflow-datasets could not provide {name}/{split} ({type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''}); {GET_DATA_HINT}") from None
     images = np.stack([np.asarray(item["image"])[..., 0] for item in items]).astype(np.uint8)
     return ImageData(images, np.asarray([item["label"] for item in items], np.uint8))
+
+
+def _check_download_host(builder, name: str) -> None:
+    """Fail at once when the dataset's download host does not resolve (no network): TFDS itself retries
+    with back-off for minutes before it gives up."""
+    import socket
+    import urllib.parse
+
+    host = urllib.parse.urlparse(getattr(builder, "URL", "") or "").hostname
+    if host is None:
+        return
+    try:
+        socket.getaddrinfo(host, None)
+    except OSError as e:
+        raise DataError(f"tensorflow-datasets needs to download {name} from {host}, which cannot be reached "
+                        f"({e}); {GET_DATA_HINT}") from None
 
 
 def load(name: str = "mnist", split: str = "train", data_dir: str | pathlib.Path | None = None) -> ImageData:
