@@ -99,9 +99,13 @@ def load_tfds(name: str = "mnist", split: str = "train", data_dir: str | None = 
     """`name` through tensorflow-datasets (downloading and preparing it if needed and possible)."""
     import contextlib
     import io
+    import logging
 
     import tensorflow_datasets as tfds
 
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)  # TFDS warns of a dataset not yet prepared; a failure gets one line below
     try:
         builder = tfds.builder(name, data_dir=data_dir)
         if not builder.is_prepared():
@@ -115,6 +119,8 @@ def load_tfds(name: str = "mnist", split: str = "train", data_dir: str | None = 
     except Exception as e:  # no network, no tensorflow to build, unknown split: say what to do instead
         raise DataError(f"tensorflow-datasets could not provide {name}/{split} ({type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''}); {GET_DATA_HINT}") from None
+    finally:
+        absl.setLevel(level)
     images = np.stack([np.asarray(item["image"])[..., 0] for item in items]).astype(np.uint8)
     return ImageData(images, np.asarray([item["label"] for item in items], np.uint8))
 
