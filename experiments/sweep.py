@@ -5,8 +5,8 @@
         -- --preset r2 --data-dir ../shared/data/mnist-test --steps 5000
 
 Grid syntax: each grid flag takes a comma-separated list; the sweep trains every combination for every seed.
-Traced values (--lr, --lr-g, --lr-d, --beta1, --beta2, --real-label, --gp-weight, --ema-decay) vary inside one compiled
-program: 16 seeds x 4 learning rates are 64 members of one group. Static values (--batch-size, --loss,
+Traced values (--lr, --lr-g, --lr-d, --beta1, --beta2, --real-label, --gp-weight, --ema-decay) vary inside
+one compiled program: 16 seeds x 4 learning rates are 64 members of one group. Static values (--batch-size, --loss,
 --optimizer, --n-disc) change shapes or code: each combination is a separate group, compiled once and run in
 turn. --seeds N means seeds --seed .. --seed+N-1; a list (--seeds 0,5,9) names them. Every setting uses
 the same seeds. Flags after `--` go to the experiment (see `python -m experiments.<name> --help`), including

@@ -178,7 +178,7 @@ def validate_hparams(cfg: Config, hp: HParams) -> None:
         value = np.asarray(getattr(hp, name))
         need(bool(np.all(np.isfinite(value)) and np.all(value > 0)), name,
              f"learning rate must be > 0, got {value.tolist()}")
-    for name in ("beta1", "beta2"):
+    for name in ("beta1", "beta2", "ema_decay"):  # decays
         value = np.asarray(getattr(hp, name))
         need(bool(np.all(value >= 0) and np.all(value < 1)), name, f"must be in [0, 1), got {value.tolist()}")
     real = np.asarray(hp.real_label)
@@ -187,7 +187,5 @@ def validate_hparams(cfg: Config, hp: HParams) -> None:
     need(bool(np.all(np.isfinite(gp)) and np.all(gp >= 0)), "gp_weight", f"must be >= 0, got {gp.tolist()}")
     need(cfg.gradient_penalty != "none" or bool(np.all(gp == 0)), "gp_weight",
          "is set but cfg.gradient_penalty is 'none'; set gradient_penalty='r1'")
-    ema = np.asarray(hp.ema_decay)
-    need(bool(np.all(ema >= 0) and np.all(ema < 1)), "ema_decay", f"must be in [0, 1), got {ema.tolist()}")
     need(cfg.loss != "hinge" or bool(np.all(real == 1.0)), "real_label",
          "label smoothing is not defined for the hinge loss; use real_label 1.0")

@@ -177,8 +177,8 @@ class Sweep:
 
     def evaluate(self, state: TrainState, z: jax.Array, metric_fn,
                  labels: jax.Array | None = None) -> dict[str, jax.Array]:
-        """`metric_fn(samples) -> {name: scalar}` of every member's samples G(z) from `g_ema` (for a conditional GAN
-        `metric_fn(samples, labels)`): {name: [members]}. Compiled once per (metric_fn, z shape).
+        """`metric_fn(samples) -> {name: scalar}` of every member's samples G(z) from `g_ema` (for a
+        conditional GAN `metric_fn(samples, labels)`): {name: [members]}. Compiled once per (metric_fn, z shape).
         Each device evaluates its own members (shard_map), one member at a time (lax.map): with the members
         vmapped, the MNIST metrics (a batched SVD) hung on XLA:CPU with 2 devices of 2 members each."""
         key = (metric_fn, z.shape, labels is None)
