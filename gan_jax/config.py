@@ -72,7 +72,7 @@ class Config:
     n_disc: int = 1  # D updates per step
     n_gen: int = 1  # G updates per step
     share_batch: bool = True  # every update of a step uses one (x, z) batch, as R1; else fresh batches
-    log_every: int = 10
+    log_every: int = 10  # steps per logged window: metrics of its first step, one divergence check at its end
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)

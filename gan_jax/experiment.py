@@ -158,6 +158,6 @@ def throughput_line(summary: dict) -> str:
             f"{summary['seed_steps_per_s']:,.0f} seed-steps/s, compile {summary['compile_s']:.1f} s, "
             f"wall {summary['wall_s']:.1f} s")
     if summary["diverged"]:
-        line += "\ndiverged (frozen at their last finite state): " + ", ".join(
+        line += "\ndiverged (frozen as they were at the step given): " + ", ".join(
             f"member {d['member']} (seed {d['seed']}) at step {d['step']}" for d in summary["diverged"])
     return line

@@ -32,8 +32,17 @@ class TrainState:
     d_opt_state: optax.OptState
     key: jax.Array  # the member's base key; step keys are fold_in(key, step), never split off
     step: jax.Array
-    diverged_at: jax.Array  # the step at which this member went non-finite and froze; -1 while healthy
+    diverged_at: jax.Array  # -1 while healthy; else the first step of the window in which it went non-finite
+    # (its parameters and optimizer states are frozen as they were at that step)
     g_stats: Any = struct.field(default_factory=dict)  # G's non-parameter state: batch-norm averages
+
+
+def _grad_norm(grads, log) -> jax.Array:
+    """The gradients' global norm where `log` (a bool, or traced inside a loop) is true, else 0: it is
+    a full pass over the gradients, so unlogged steps skip it."""
+    if log is True:
+        return optax.tree.norm(grads)
+    return jax.lax.cond(log, optax.tree.norm, lambda g: jnp.zeros_like(jax.tree.leaves(g)[0], shape=()), grads)
 
 
 def _inputs(x: jax.Array, labels: jax.Array | None) -> tuple:
@@ -149,7 +158,7 @@ class GAN:
                           k_train, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), g_vars)
 
     def d_update(self, state: TrainState, hp: HParams, real: jax.Array, z: jax.Array, dropout_key: jax.Array,
-                 real_labels: jax.Array | None = None, fake_labels: jax.Array | None = None
+                 real_labels: jax.Array | None = None, fake_labels: jax.Array | None = None, log=True
                  ) -> tuple[TrainState, Metrics]:
         """One discriminator update on real data and G(z), with G fixed (G's batch-norm averages are
         updated by the generator's update, once per G forward pass that is trained)."""
@@ -171,11 +180,11 @@ class GAN:
         _, d_tx = self.optimizers(hp)
         updates, d_opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
         metrics = {"d_loss": loss, "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
-                   "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)), "d_grad_norm": optax.tree.norm(grads)}
+                   "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)), "d_grad_norm": _grad_norm(grads, log)}
         return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=d_opt_state), metrics
 
     def g_update(self, state: TrainState, hp: HParams, z: jax.Array, dropout_key: jax.Array,
-                 labels: jax.Array | None = None) -> tuple[TrainState, Metrics]:
+                 labels: jax.Array | None = None, log=True) -> tuple[TrainState, Metrics]:
         """One generator update through D, with D fixed."""
         dropout = self.cfg.discriminator.dropout > 0
 
@@ -187,16 +196,19 @@ class GAN:
         (loss, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
         g_tx, _ = self.optimizers(hp)
         updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
-        metrics = {"g_loss": loss, "g_grad_norm": optax.tree.norm(grads)}
+        metrics = {"g_loss": loss, "g_grad_norm": _grad_norm(grads, log)}
         return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=g_opt_state,
                              g_stats=g_stats), metrics
 
     def step(self, state: TrainState, hp: HParams) -> tuple[TrainState, Metrics]:
-        """`n_disc` D updates then `n_gen` G updates. Batches come from keys that depend on (member key,
-        step, update) alone, so a resumed run draws what an uninterrupted one would. With
-        `cfg.share_batch` (R1's tutorial) every update of the step uses one (x, z) batch, and XLA
-        computes G(z) once for the D updates and the first G update."""
-        old = state
+        """One training step (`update`), checked for divergence: `run` with one step per window."""
+        return self._window(state, hp, 1)
+
+    def update(self, state: TrainState, hp: HParams, log=True) -> tuple[TrainState, Metrics]:
+        """`n_disc` D updates then `n_gen` G updates, then G's moving average; no divergence check.
+        Batches come from keys that depend on (member key, step, update) alone, so a resumed run draws
+        what an uninterrupted one would. With `cfg.share_batch` (R1's tutorial) every update of the step
+        uses one (x, z) batch, and XLA computes G(z) once for the D updates and the first G update."""
         k_d, k_g, k_shared = jax.random.split(jax.random.fold_in(state.key, state.step), 3)
         batch = self.cfg.batch_size
 
@@ -209,47 +221,62 @@ class GAN:
         for i in range(self.cfg.n_disc):
             k_batch, k_drop = jax.random.split(jax.random.fold_in(k_d, i))
             (real, real_labels), (z, fake_labels) = shared if shared is not None else draw(k_batch)
-            state, d_metrics = self.d_update(state, hp, real, z, k_drop, real_labels, fake_labels)
+            state, d_metrics = self.d_update(state, hp, real, z, k_drop, real_labels, fake_labels, log)
         for i in range(self.cfg.n_gen):
             k_noise, k_drop = jax.random.split(jax.random.fold_in(k_g, i))
             z, labels = shared[1] if shared is not None else self.sample_latent(k_noise, batch)
-            state, g_metrics = self.g_update(state, hp, z, k_drop, labels)
+            state, g_metrics = self.g_update(state, hp, z, k_drop, labels, log)
         # decay 0 gives g_params exactly (1 * p + 0 * e)
         state = state.replace(g_ema=optax.incremental_update(state.g_params, state.g_ema, 1 - hp.ema_decay))
         metrics.update(d_metrics)  # the last update's values
         metrics.update(g_metrics)
-        return self._freeze_if_diverged(old, state, metrics), metrics
+        return state.replace(step=state.step + 1), metrics
 
-    def _freeze_if_diverged(self, old: TrainState, new: TrainState, metrics: Metrics) -> TrainState:
-        """Advance the step; keep the update only while the member is healthy and its losses and
-        parameters stay finite. A member that goes non-finite keeps its last finite parameters and
-        optimizer states, and records the step, so its neighbours and its logs stay usable."""
-        learned = lambda s: (s.g_params, s.d_params, s.g_ema, s.g_opt_state, s.d_opt_state, s.g_stats)  # noqa: E731
-        checked = (new.g_params, new.d_params, new.g_stats, metrics["d_loss"], metrics["g_loss"])
-        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(checked)]))
-        keep = (old.diverged_at < 0) & finite
+    @staticmethod
+    def _learned(s: TrainState) -> tuple:
+        return s.g_params, s.d_params, s.g_ema, s.g_opt_state, s.d_opt_state, s.g_stats
+
+    @staticmethod
+    def _finite(tree) -> jax.Array:
+        return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+    def _window(self, start: TrainState, hp: HParams, length: int) -> tuple[TrainState, Metrics]:
+        """`length` steps from `start`, and the first step's metrics (later steps skip the gradient
+        norms). Divergence is checked once, at the end (a check and a select over the whole state after
+        every step cost R2 about a fifth of its speed): a member whose losses or parameters went
+        non-finite anywhere in the window is frozen at `start`, its last checked state, and flagged with
+        `start.step`. A member frozen earlier stays frozen; the step counter advances regardless."""
+        def one_step(i, carry):
+            state, finite, logged = carry
+            state, metrics = self.update(state, hp, log=i == 0)
+            logged = jax.tree.map(lambda m, old: jnp.where(i == 0, m, old), metrics, logged)
+            return state, finite & jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"]), logged
+
+        # initial carries made from start.step, so that they vary over members as the loop's outputs do
+        like = lambda shape, dtype: jnp.zeros_like(start.step, dtype, shape)  # noqa: E731
+        logged = jax.tree.map(lambda m: like(m.shape, m.dtype), jax.eval_shape(self.update, start, hp)[1])
+        end, finite, metrics = jax.lax.fori_loop(0, length, one_step, (start, ~like((), bool), logged))
+        healthy = start.diverged_at < 0
+        keep = healthy & finite & self._finite((end.g_params, end.d_params, end.g_stats))
         g_params, d_params, g_ema, g_opt_state, d_opt_state, g_stats = jax.tree.map(
-            lambda n, o: jnp.where(keep, n, o), learned(new), learned(old))
-        diverged_at = jnp.where((old.diverged_at < 0) & ~finite, old.step, old.diverged_at)
-        return new.replace(g_params=g_params, d_params=d_params, g_ema=g_ema, g_opt_state=g_opt_state,
-                           d_opt_state=d_opt_state, g_stats=g_stats, step=old.step + 1, diverged_at=diverged_at)
+            lambda e, s: jnp.where(keep, e, s), self._learned(end), self._learned(start))
+        return end.replace(g_params=g_params, d_params=d_params, g_ema=g_ema, g_opt_state=g_opt_state,
+                           d_opt_state=d_opt_state, g_stats=g_stats,
+                           diverged_at=jnp.where(healthy & ~keep, start.step, start.diverged_at)), metrics
 
     def run(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
-        """`num_steps` steps in one scan; metrics of every step whose index is a multiple of
-        `log_every` (given that `state.step` starts at such a multiple), stacked along a leading axis."""
+        """`num_steps` steps in one scan, in windows of `log_every` steps (the last may be shorter), each
+        checked for divergence at its end (see `_window`); the metrics of each window's first step,
+        stacked along a leading axis."""
         if num_steps < 1:
             raise ValueError(f"num_steps must be a positive integer, got {num_steps}")
         window = min(self.cfg.log_every, num_steps)
 
-        def run_window(state, length):
-            state, metrics = jax.lax.scan(lambda s, _: self.step(s, hp), state, None, length=length)
-            return state, jax.tree.map(lambda m: m[0], metrics)
-
-        state, logged = jax.lax.scan(lambda s, _: run_window(s, window), state, None,
+        state, logged = jax.lax.scan(lambda s, _: self._window(s, hp, window), state, None,
                                      length=num_steps // window)
         remainder = num_steps % window
         if remainder:
-            state, last = run_window(state, remainder)
+            state, last = self._window(state, hp, remainder)
             logged = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), logged, last)
         return state, logged
 

@@ -98,4 +98,4 @@ def test_a_diverging_run_is_reported(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert [d["seed"] for d in summary["diverged"]] == [0, 1]
-    assert "diverged (frozen at their last finite state): member 0 (seed 0) at step" in proc.stdout
+    assert "diverged (frozen as they were at the step given): member 0 (seed 0) at step" in proc.stdout

@@ -255,6 +255,38 @@ def test_diverging_member_is_frozen_flagged_and_isolated(tiny_cfg):
         assert_trees_close(jax.tree.map(lambda a: a[i], state.g_params), jax.tree.map(lambda a: a[j], healthy.g_params))
 
 
+def test_divergence_is_checked_once_per_logged_window(tiny_cfg):
+    """SGD at lr 2 goes non-finite at step 12 (seed 1). `step` checks after every step, so it freezes the
+    member at step 12; `run` checks each 10-step window at its end, so it freezes it at step 10, as a run
+    of 10 steps left it. A healthy member's `run` equals its steps, and logs each window's first step."""
+    gan = GAN.from_config(tiny_cfg.replace(optimizer="sgd"))
+    run = jax.jit(gan.run, static_argnums=2)
+    hp = default_hparams("sgd", 2.0).as_arrays()
+    start = gan.init(hp, jax.random.key(1))
+    step, stepped, states = jax.jit(gan.step), start, []
+    for _ in range(35):
+        stepped, _ = step(stepped, hp)
+        states.append(stepped)
+    assert int(stepped.diverged_at) == 12 and int(stepped.step) == 35
+    chex.assert_trees_all_equal(GAN._learned(stepped), GAN._learned(states[11]))  # as step 12 began
+    state, _ = run(start, hp, 35)  # windows of 10, 10, 10 and 5 steps
+    assert int(state.diverged_at) == 10 and int(state.step) == 35
+    assert_trees_close(GAN._learned(state), GAN._learned(run(start, hp, 10)[0]))
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(GAN._learned(state)))
+
+    hp = default_hparams("sgd", 1e-3).as_arrays()
+    start = gan.init(hp, jax.random.key(1))  # the optimizer state holds the learning rate
+    stepped, metrics = start, []
+    for _ in range(35):
+        stepped, m = step(stepped, hp)
+        metrics.append(m)
+    state, logged = run(start, hp, 35)
+    assert int(state.diverged_at) == int(stepped.diverged_at) == -1
+    assert_trees_close(GAN._learned(state), GAN._learned(stepped))
+    for name, values in logged.items():
+        np.testing.assert_allclose(values, [metrics[i][name] for i in (0, 10, 20, 30)], rtol=1e-5, err_msg=name)
+
+
 def test_r1_gradient_penalty_matches_hand_computed_value(tiny_cfg):
     """A linear D, logit = w.x + b, has grad_x logit = w for every x, so the penalty is gp/2 * |w|^2."""
     from gan_jax.config import DiscriminatorConfig
