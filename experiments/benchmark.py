@@ -1,6 +1,6 @@
 """Throughput of gan_jax's fused sweep against naive JAX (R1) and PyTorch eager (R2), over members and devices.
 
-    python -m experiments.benchmark              # default sizes: 11 minutes on 2 busy CPU cores (load 5-9)
+    python -m experiments.benchmark              # default sizes: about 4 minutes on 2 idle CPU cores
     python -m experiments.benchmark --quick      # short lists, few steps: a smoke test, not a measurement
     python -m experiments.benchmark --members 1,1024 --r2-members 1,16 --out bench.json
 
