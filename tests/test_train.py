@@ -285,6 +285,10 @@ def test_divergence_is_checked_once_per_logged_window(tiny_cfg):
     assert_trees_close(GAN._learned(state), GAN._learned(stepped))
     for name, values in logged.items():
         np.testing.assert_allclose(values, [metrics[i][name] for i in (0, 10, 20, 30)], rtol=1e-5, err_msg=name)
+    _, first = gan.update(start, hp)  # an unlooped update computes its gradient norms directly
+    for name in ("d_grad_norm", "g_grad_norm"):
+        assert float(first[name]) > 0
+        np.testing.assert_allclose(logged[name][0], first[name], rtol=1e-5, err_msg=name)
 
 
 def test_r1_gradient_penalty_matches_hand_computed_value(tiny_cfg):
