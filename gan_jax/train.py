@@ -233,8 +233,10 @@ class GAN:
         return state.replace(step=state.step + 1), metrics
 
     @staticmethod
-    def _learned(s: TrainState) -> tuple:
-        return s.g_params, s.d_params, s.g_ema, s.g_opt_state, s.d_opt_state, s.g_stats
+    def _learned(s: TrainState) -> dict:
+        """What training changes and a frozen member keeps, by TrainState field name."""
+        return {name: getattr(s, name) for name in ("g_params", "d_params", "g_ema", "g_opt_state",
+                                                    "d_opt_state", "g_stats")}
 
     @staticmethod
     def _finite(tree) -> jax.Array:
@@ -258,11 +260,8 @@ class GAN:
         end, finite, metrics = jax.lax.fori_loop(0, length, one_step, (start, ~like((), bool), logged))
         healthy = start.diverged_at < 0
         keep = healthy & finite & self._finite((end.g_params, end.d_params, end.g_stats))
-        g_params, d_params, g_ema, g_opt_state, d_opt_state, g_stats = jax.tree.map(
-            lambda e, s: jnp.where(keep, e, s), self._learned(end), self._learned(start))
-        return end.replace(g_params=g_params, d_params=d_params, g_ema=g_ema, g_opt_state=g_opt_state,
-                           d_opt_state=d_opt_state, g_stats=g_stats,
-                           diverged_at=jnp.where(healthy & ~keep, start.step, start.diverged_at)), metrics
+        kept = jax.tree.map(lambda e, s: jnp.where(keep, e, s), self._learned(end), self._learned(start))
+        return end.replace(**kept, diverged_at=jnp.where(healthy & ~keep, start.step, start.diverged_at)), metrics
 
     def run(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
         """`num_steps` steps in one scan, in windows of `log_every` steps (the last may be shorter), each
