@@ -29,16 +29,15 @@ import subprocess
 import sys
 import time
 
+import jax
+import numpy as np
+
+from gan_jax import devices, presets
 from gan_jax import sweep as sweep_lib
-
-sweep_lib.use_cpu_cores_as_devices()  # before any JAX computation
-
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from gan_jax.config import Config, default_hparams  # noqa: E402
-from gan_jax.data import mnist  # noqa: E402
-from gan_jax.train import GAN  # noqa: E402
+from gan_jax.config import Config
+from gan_jax.data import mnist
+from gan_jax.optim import default_hparams
+from gan_jax.train import GAN
 
 R1_NAME = "R1 toy quadratic (16/16 MLPs, RMSProp, batch 256)"
 R2_NAME = "R2 MNIST MLP (G 100-128-128-784, D 784-128-128-1, Adam, batch 100), synthetic 10,000 x 28 x 28 uint8"
@@ -81,15 +80,13 @@ def synthetic_images(n: int = 10_000) -> np.ndarray:
 
 def r2_gan(images: np.ndarray) -> GAN:
     """The r2 preset on `images`, sampled by index on device as in a real run."""
-    from experiments.mnist_gan import PRESETS
-
-    return GAN.from_config(PRESETS["r2"][0], mnist.image_sampler(images, "tanh"), images[0].size)
+    return GAN.from_config(presets.get("r2").config, mnist.image_sampler(images, "tanh"), images[0].size)
 
 
 def naive(gan: GAN, steps: int, repeats: int) -> dict:
     hp = default_hparams(gan.cfg.optimizer).as_arrays()
     step = sweep_lib.jit_single_step(gan)
-    state = jax.jit(gan.init)(hp, jax.random.key(0))  # jitted: distinct buffers, safe to donate
+    state = jax.jit(gan.init)(jax.random.key(0))  # jitted: distinct buffers, safe to donate
     start = time.perf_counter()
     state, _ = step(state, hp)
     jax.block_until_ready(state)
@@ -105,14 +102,14 @@ def naive(gan: GAN, steps: int, repeats: int) -> dict:
     return {"steps": steps, "compile_s": compile_s, "steps_per_s": best_rate(loop, steps, repeats)}
 
 
-def fused(gan: GAN, members: int, devices, seed_steps: int, min_steps: int, repeats: int,
+def fused(gan: GAN, members: int, layout, seed_steps: int, min_steps: int, repeats: int,
           member_block: int | None) -> dict:
     """`members` members for about `seed_steps` seed-steps (at least `min_steps` steps) per timing."""
     steps = max(min_steps, seed_steps // members)
-    sweep = sweep_lib.Sweep(gan, members, devices, member_block)
+    sweep = sweep_lib.Sweep(gan, members, layout, member_block)
     hp = sweep_lib.stack_hparams([default_hparams(gan.cfg.optimizer)] * members)
-    box = [sweep.init(hp, sweep_lib.member_keys(range(members)))]
-    sweep.compile(box[0], hp, steps)
+    box = [sweep.init(sweep_lib.member_keys(range(members)))]
+    sweep.compile(steps)
 
     def run():
         state, metrics = sweep.run(box[0], hp, steps)
@@ -283,13 +280,13 @@ def print_acceptance(acc: dict) -> None:
 # -- sections --------------------------------------------------------------------------------------------
 def run_r1(args) -> dict:
     gan = GAN.from_config(Config())
-    devices = jax.devices()
+    all_devices = jax.devices()
     base = naive(gan, args.naive_steps, args.repeats)
     print(f"\n{R1_NAME}\nnaive JAX, 1 seed: {base['steps_per_s']:,.0f} steps/s (compile {base['compile_s']:.2f} s)")
-    layouts = [devices] + ([devices[:1]] if len(devices) > 1 else [])
+    layouts = [all_devices] + ([all_devices[:1]] if len(all_devices) > 1 else [])
     rows = []
     for members in args.members:
-        for layout in layouts if members >= len(devices) else layouts[:1]:
+        for layout in layouts if members >= len(all_devices) else layouts[:1]:
             row = fused(gan, members, layout, args.seed_steps, args.min_steps, args.repeats, args.member_block)
             rows.append(dict(row, x_naive=row["seed_steps_per_s"] / base["steps_per_s"]))
     print_fused(rows, ["naive"])
@@ -361,6 +358,7 @@ def parse(argv):
 
 
 def main(argv=None):
+    devices.use_cpu_cores_as_devices()
     args = parse(argv)
     if args.worker:
         row = fused(GAN.from_config(Config()), args.members[0], jax.devices(), args.seed_steps, args.min_steps,

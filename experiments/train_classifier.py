@@ -68,7 +68,7 @@ def load_data(parser, args):
         train = mnist_data.load("mnist", "train", data_dir)
         test = mnist_data.load("mnist", "test", data_dir)
     except (mnist_data.DataError, ValueError) as e:
-        parser.error(str(e))
+        parser.error(parser.as_flags(str(e)))
     return (train.images, train.labels), (test.images, test.labels)
 
 

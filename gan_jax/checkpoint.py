@@ -18,14 +18,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from gan_jax.errors import CheckpointError
 from gan_jax.rundir import to_json
 from gan_jax.train import TrainState
 
-FIX = "use the same config, or a new --out"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be resumed: none there, unreadable, or written for a different config."""
+FIX = "use the same config, or a new `out` directory"
 
 
 def _flat(tree) -> dict[str, jax.Array]:
@@ -52,8 +49,7 @@ class Checkpointer:
     with a config that differs in any key other than those in `may_change` is refused.
     """
 
-    def __init__(self, directory: str | pathlib.Path, keep: int, config: dict,
-                 may_change: Iterable[str] = ("steps",)):
+    def __init__(self, directory: str | pathlib.Path, keep: int, config: dict, may_change: Iterable[str] = ()):
         self.directory = pathlib.Path(directory).absolute()
         self.config = json.loads(json.dumps(to_json(config)))  # as it reads back from disk
         self.may_change = set(may_change)
@@ -103,7 +99,7 @@ class Checkpointer:
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"no complete checkpoint to resume from in {self.directory}; "
-                                  "run without --resume, or point --out at the run to resume")
+                                  "run without `resume`, or point `out` at the run to resume")
         where = f"checkpoint {step} in {self.directory}"
         try:
             saved = self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]

@@ -1,13 +1,38 @@
-"""Command-line flags shared by every experiment, and their validation (exit 2, one line, before any write)."""
+"""The command-line layer, and the only module of gan_jax that knows about flags: argparse flags derived
+from the library's declarations (traced hyperparameters from `HParams.specs()`, choices from the
+registries), and bad input as one line on stderr with exit status 2, before anything is written.
+
+Library errors name settings in backticks (`lr_g`); `as_flags` shows them as the parser's flags (--lr-g).
+"""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import pathlib
+import re
 import sys
-from gan_jax import losses, sweep
-from gan_jax.config import DEFAULT_BETAS, OPTIMIZERS, Config, ConfigError, HParams, validate
+from typing import Iterator
+
+import jax
+import jax.numpy as jnp
+
+from gan_jax import data, devices, losses, optim, penalties, resources, rundir
+from gan_jax.config import Config, HParams, Traced
+from gan_jax.errors import GanJaxError
+from gan_jax.experiment import RunOptions
+from gan_jax.members import ALIASES, check_seeds
+from gan_jax.presets import Preset
+from gan_jax.sweep import Sweep
+from gan_jax.train import GAN
+from gan_jax.validate import validate
+
+# settings whose flag is not named after them: setting -> argparse dest
+FLAG_OF_SETTING = {"generator.hidden": "g_hidden", "discriminator.hidden": "d_hidden",
+                   "discriminator.feature_dim": "feature_dim", "generator.activation": "activation",
+                   "discriminator.activation": "activation", "standardize": "raw_data",
+                   "progress": "no_progress"}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -17,6 +42,18 @@ class OneLineParser(argparse.ArgumentParser):
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(2)
 
+    def flag(self, setting: str) -> str | None:
+        """The flag that sets `setting`, if this parser has one."""
+        dest = FLAG_OF_SETTING.get(setting, setting.replace(".", "_"))
+        for action in self._actions:
+            if action.dest == dest and action.option_strings:
+                return action.option_strings[-1]
+        return None
+
+    def as_flags(self, message: str) -> str:
+        """A library message with each `setting` shown as this parser's flag for it (left as is if none)."""
+        return re.sub(r"`([A-Za-z_][\w.]*)`", lambda m: self.flag(m.group(1)) or m.group(0), message)
+
 
 class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each default, except None ones, whose help text says what unset means."""
@@ -25,6 +62,17 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return action.help if action.default is None else super()._get_help_string(action)
 
 
+@contextlib.contextmanager
+def exit_on_error(parser: OneLineParser, flags_of: OneLineParser | None = None) -> Iterator[None]:
+    """Turn a library error (GanJaxError) into the parser's one-line error and exit status 2, naming
+    settings by the flags of `flags_of` (default: the same parser)."""
+    try:
+        yield
+    except GanJaxError as e:
+        parser.error((flags_of or parser).as_flags(str(e)))
+
+
+# -- value types ------------------------------------------------------------------------------------------
 def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -57,34 +105,55 @@ def widths(text: str) -> tuple[int, ...]:
     return values
 
 
-def experiment_parser(name: str, description: str, defaults: Config, default_lr: float) -> OneLineParser:
-    """The flags every experiment accepts, with `defaults` shown in --help."""
+def traced_value(spec: Traced):
+    """A parser of one value of a traced hyperparameter, checked against its declared range."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not spec.contains(value):
+            raise argparse.ArgumentTypeError(f"must be finite and in {spec.describe()}, got {text}")
+        return value
+    return parse
+
+
+def traced_specs() -> dict[str, Traced]:
+    """Every traced hyperparameter's spec, and the aliases (lr: both learning rates) with their targets'."""
+    specs = HParams.specs()
+    return {**{alias: specs[targets[0]] for alias, targets in ALIASES.items()}, **specs}
+
+
+def preset_from(argv: list[str], names: list[str], default: str) -> str:
+    """The --preset value, read first because the preset sets the other flags' defaults (a bad value is
+    left for the full parser to refuse)."""
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--preset=") else (
+            argv[i + 1] if arg == "--preset" and i + 1 < len(argv) else None)
+        if value in names:
+            return value
+    return default
+
+
+# -- flags ------------------------------------------------------------------------------------------------
+def experiment_parser(name: str, description: str, preset: Preset) -> OneLineParser:
+    """The flags every experiment accepts, with the preset's values as defaults (shown in --help)."""
     parser = OneLineParser(prog=f"python -m experiments.{name}", description=description,
                            formatter_class=DefaultsFormatter)
+    add_run_flags(parser, preset)
+    add_static_flags(parser, preset.config)
+    add_traced_flags(parser)
+    return parser
+
+
+def add_run_flags(parser: argparse.ArgumentParser, preset: Preset) -> None:
     add = parser.add_argument
     add("--seeds", type=positive_int, default=4, help="number of members (seeds) trained in parallel")
     add("--seed", type=non_negative_int, default=0, help="first seed; member i uses seed N+i")
-    add("--steps", type=positive_int, default=defaults.steps, help="training steps (iterations)")
-    add("--batch-size", type=positive_int, default=defaults.batch_size, help="batch size")
-    add("--lr", type=positive_float, default=default_lr, help="learning rate of both networks")
-    add("--lr-g", type=positive_float, default=None, help="generator learning rate (default: --lr)")
-    add("--lr-d", type=positive_float, default=None, help="discriminator learning rate (default: --lr)")
-    add("--beta1", type=float, default=None,
-        help="first-moment decay: Adam b1, SGD momentum (default: the optimizer's usual, see README)")
-    add("--beta2", type=float, default=None,
-        help="second-moment decay: Adam b2, RMSProp decay (default: the optimizer's usual)")
-    add("--real-label", type=float, default=1.0, help="D's target for real data; 0.9 = one-sided label smoothing")
-    add("--gp-weight", type=float, default=0.0,
-        help="weight of the zero-centred gradient penalty on real data (R1 penalty, Mescheder et al. 2018); 0: off")
-    add("--ema-decay", type=float, default=0.0,
-        help="samples and metrics use a moving average of G's parameters with this decay (e.g. 0.999); 0: G itself")
-    add("--loss", choices=sorted(losses.LOSSES), default=defaults.loss, help="loss family")
-    add("--optimizer", choices=list(OPTIMIZERS), default=defaults.optimizer, help="optimizer of both networks")
-    add("--n-disc", type=positive_int, default=defaults.n_disc, help="D updates per step")
-    add("--n-gen", type=positive_int, default=defaults.n_gen, help="G updates per step")
-    add("--log-every", type=positive_int, default=defaults.log_every, help="log metrics every N steps")
-    add("--out", type=pathlib.Path, default=None,
-        help=f"run directory (default: runs/{name}-<date>-<time>)")
+    add("--steps", type=positive_int, default=preset.steps, help="training steps (iterations)")
+    add("--snapshot-every", type=positive_int, default=preset.snapshot_every,
+        help="steps between evaluations and sample snapshots (a multiple of --log-every)")
+    add("--out", type=pathlib.Path, default=None, help="run directory (default: runs/<experiment>-<date>-<time>)")
     add("--overwrite", action="store_true", help="allow writing into a non-empty --out directory")
     add("--checkpoint-every", type=non_negative_int, default=0,
         help="save the whole state (orbax) every N steps and at the end, in <out>/checkpoints; 0: never")
@@ -97,54 +166,82 @@ def experiment_parser(name: str, description: str, defaults: Config, default_lr:
     add("--num-processes", type=positive_int, default=None, help="multi-host: number of processes")
     add("--process-id", type=non_negative_int, default=None, help="multi-host: this process's index")
     add("--no-progress", action="store_true", help="no progress bar")
-    return parser
+    add("--no-figures", action="store_true", help="write no figures (metrics, summary and checkpoints only)")
+
+
+def add_static_flags(parser: argparse.ArgumentParser, cfg: Config) -> None:
+    add = parser.add_argument
+    add("--batch-size", type=positive_int, default=cfg.batch_size, help="batch size")
+    add("--loss", choices=sorted(losses.LOSSES), default=cfg.loss, help="loss family")
+    add("--optimizer", choices=sorted(optim.OPTIMIZERS), default=cfg.optimizer, help="optimizer of both networks")
+    add("--gradient-penalty", choices=sorted(penalties.PENALTIES), default=None,
+        help=f"gradient penalty on D, weighted by --gp-weight (default: the preset's, {cfg.gradient_penalty!r}, "
+             "or r1 when --gp-weight is given)")
+    add("--n-disc", type=positive_int, default=cfg.n_disc, help="D updates per step")
+    add("--n-gen", type=positive_int, default=cfg.n_gen, help="G updates per step")
+    add("--log-every", type=positive_int, default=cfg.log_every, help="log metrics every N steps")
+
+
+def add_traced_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per traced hyperparameter, from its declaration (default: the preset's value)."""
+    for name, spec in traced_specs().items():
+        text = "learning rate of both networks" if name in ALIASES else spec.help
+        parser.add_argument(f"--{name.replace('_', '-')}", type=traced_value(spec), default=None,
+                            help=f"{text}; in {spec.describe()} (default: the preset's)")
 
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """A parsed, validated command line: what to run, for which members, and where to write."""
+    """A parsed, validated command line: what to run, for which seeds, where, and how."""
 
     cfg: Config
-    hparams: HParams  # the shared traced values; every member uses them (sweeps vary them)
-    seeds: tuple[int, ...]
+    hparams: HParams  # every member's traced values (sweeps vary them)
+    seeds: range
     out: pathlib.Path
+    options: RunOptions
     args: argparse.Namespace
+    parser: OneLineParser  # for errors found later: `with exit_on_error(exp.parser)`
 
 
-def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace, cfg: Config, name: str) -> Experiment:
-    """Apply the shared flags to `cfg`, validate everything, and pick the run directory (not created)."""
-    cfg = cfg.replace(steps=args.steps, batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer,
-                      n_disc=args.n_disc, n_gen=args.n_gen, log_every=args.log_every,
-                      gradient_penalty="r1" if args.gp_weight else "none")
-    b1, b2 = DEFAULT_BETAS[cfg.optimizer]
-    hp = HParams(lr_g=args.lr_g or args.lr, lr_d=args.lr_d or args.lr,
-                 beta1=b1 if args.beta1 is None else args.beta1, beta2=b2 if args.beta2 is None else args.beta2,
-                 real_label=args.real_label, gp_weight=args.gp_weight, ema_decay=args.ema_decay)
-    try:
-        validate(cfg, hp)
-    except ConfigError as e:
-        parser.error(_flag_name(str(e)))
-    if args.checkpoint_every % cfg.log_every:
-        parser.error(f"--checkpoint-every {args.checkpoint_every} must be a multiple of --log-every {cfg.log_every}")
+def hparams_from(args: argparse.Namespace, preset: Preset, optimizer: str) -> HParams:
+    """The preset's traced values, the new optimizer's usual betas if it changed, then the flags given."""
+    values = preset.hparams.to_dict()
+    if optimizer != preset.config.optimizer:
+        values["beta1"], values["beta2"] = optim.OPTIMIZERS[optimizer].betas
+    for name in traced_specs():  # aliases first: an explicit --lr-g wins over --lr
+        given = getattr(args, name)
+        if given is not None:
+            values.update({target: given for target in ALIASES.get(name, (name,))})
+    return HParams(**values)
+
+
+def resolve(parser: OneLineParser, args: argparse.Namespace, preset: Preset, cfg: Config, name: str) -> Experiment:
+    """Apply the shared flags to `cfg` (the preset's config with the experiment's own flags applied),
+    validate everything, and pick the run directory (checked, not created)."""
+    hp = hparams_from(args, preset, args.optimizer)
+    penalty = args.gradient_penalty or ("r1" if args.gp_weight and cfg.gradient_penalty == "none"
+                                        else cfg.gradient_penalty)
+    cfg = cfg.replace(batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer, n_disc=args.n_disc,
+                      n_gen=args.n_gen, log_every=args.log_every, gradient_penalty=penalty)
     if args.resume and args.out is None:
         parser.error("--resume needs --out, the run directory to continue")
     out = args.out or pathlib.Path("runs") / f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    if args.resume and not (out / "checkpoints").is_dir():
-        parser.error(f"--resume: {out / 'checkpoints'} does not exist; run with --checkpoint-every first, "
-                     "or drop --resume")
-    if out.exists() and any(out.iterdir()) and not (args.overwrite or args.resume):
-        parser.error(f"--out {out} exists and is not empty; choose another directory, pass --overwrite, "
-                     "or --resume a checkpointed run")
-    seeds = tuple(range(args.seed, args.seed + args.seeds))
-    try:
-        sweep.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-    except ValueError as e:
-        parser.error(str(e))
-    return Experiment(cfg, hp, seeds, out, args)
+    options = RunOptions(steps=args.steps, snapshot_every=args.snapshot_every, checkpoint_every=args.checkpoint_every,
+                         keep=args.keep, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    seeds = range(args.seed, args.seed + args.seeds)
+    with exit_on_error(parser):
+        validate(cfg, hp)
+        options.check(cfg.log_every)
+        check_seeds(seeds)
+        rundir.check_target(out, args.overwrite, args.resume)
+        devices.initialize_distributed(args.coordinator, args.num_processes, args.process_id)  # before JAX starts
+        check_fits(cfg, len(seeds))  # before a single member is built
+    return Experiment(cfg, hp, seeds, out, options, args, parser)
 
 
-def _flag_name(message: str) -> str:
-    """'lr_g: ...' -> '--lr-g: ...', so errors name the flag the user typed."""
-    setting, _, rest = message.partition(":")
-    return f"--{setting.replace('_', '-')}:{rest}" if "." not in setting else message
-
+def check_fits(cfg: Config, n_members: int) -> None:
+    """Refuse (ResourceError) members whose state cannot fit, before a single member is built: the GAN's
+    shapes alone, without its data."""
+    dim = data.dimension(cfg.data)
+    gan = GAN.from_config(cfg, lambda key, n: jnp.zeros((n, dim)), data_dim=dim)  # shapes only: never sampled
+    resources.check_state(Sweep(gan, 1).state_bytes_per_member(), n_members, jax.devices())

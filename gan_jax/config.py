@@ -2,23 +2,23 @@
 
 Static settings (`Config`) change shapes or code, so each distinct value compiles its own program.
 Traced hyperparameters (`HParams`) are plain arrays inside the program, so a batch of members can hold
-different values and `jax.vmap` sweeps them in one compiled program.
+different values and `jax.vmap` sweeps them in one compiled program. Each traced hyperparameter is
+declared once, as an `HParams` field with its `Traced` spec (default, bounds, help); command-line flags,
+sweep grids, validation, report columns and log keys all derive from that declaration.
+
+This module imports nothing of gan_jax: the registries that give names meaning (losses, optimizers,
+architectures, penalties, datasets) live with what they register, and `gan_jax.validate` checks a
+config against them.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
-
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
-ARCHITECTURES = ("mlp", "dcgan")
-PENALTIES = ("none", "r1")
-
-
-class ConfigError(ValueError):
-    """A setting has a value gan_jax cannot run; the message names the setting and the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,8 @@ class DiscriminatorConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Everything static about a run. Defaults are reference R1 (the TF1 toy quadratic GAN)."""
+    """Everything static about a model and its training step. Defaults are reference R1 (the TF1 toy
+    quadratic GAN). How long to train is not here: it is a property of a run (`RunOptions.steps`)."""
 
     data: str = "quadratic"
     architecture: str = "mlp"  # or "dcgan": transposed-conv G with batch norm, strided-conv D
@@ -68,7 +69,6 @@ class Config:
     gradient_penalty: str = "none"  # "r1": D loss += gp_weight / 2 * E||grad_x D(x_real)||^2 (Mescheder 2018)
     optimizer: str = "rmsprop"
     batch_size: int = 256
-    steps: int = 10_000
     n_disc: int = 1  # D updates per step
     n_gen: int = 1  # G updates per step
     share_batch: bool = True  # every update of a step uses one (x, z) batch, as R1; else fresh batches
@@ -81,111 +81,68 @@ class Config:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class Traced:
+    """The declaration of one traced hyperparameter: what it means and which values are valid.
+
+    Valid values are finite and lie between `low` and `high`; `low_open` / `high_open` exclude the bound.
+    `log_scale`: the value spans orders of magnitude (learning rates): searched and plotted in log space.
+    """
+
+    help: str
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    log_scale: bool = False
+
+    def contains(self, values) -> np.ndarray:
+        """Elementwise: is each value valid?"""
+        v = np.asarray(values, np.float64)
+        above = v > self.low if self.low_open else v >= self.low
+        below = v < self.high if self.high_open else v <= self.high
+        return np.isfinite(v) & above & below
+
+    def describe(self) -> str:
+        """'in (0, inf)', '[0, 1)', ...: the valid range in interval notation."""
+        left = "(" if self.low_open or math.isinf(self.low) else "["
+        right = ")" if self.high_open or math.isinf(self.high) else "]"
+        return f"{left}{self.low:g}, {self.high:g}{right}"
+
+
+def traced(default: float, help: str, **bounds: Any) -> Any:
+    """An HParams field: a float32 array inside the program, declared with its `Traced` spec."""
+    return struct.field(default=default, metadata={"traced": Traced(help, **bounds)})
+
+
 @struct.dataclass
 class HParams:
     """Traced hyperparameters of one member; a stacked HParams (leading member axis) is a sweep.
 
-    beta1/beta2 are first- and second-moment decays: Adam's b1/b2; RMSProp uses beta2 as its decay
-    (beta1 unused); SGD uses beta1 as momentum (beta2 unused).
+    The values given to each update are the only source of every traced value: nothing is cached from
+    `init`, so a value changed between chunks (a schedule, a population search) takes effect at once.
     """
 
-    lr_g: Any = 1e-3
-    lr_d: Any = 1e-3
-    beta1: Any = 0.9
-    beta2: Any = 0.999
-    real_label: Any = 1.0  # one-sided label smoothing: D's target for real data (R3 uses 0.9)
-    gp_weight: Any = 0.0  # weight of the gradient penalty, when cfg.gradient_penalty is set
-    ema_decay: Any = 0.0  # decay of the moving average of G's parameters that samples use; 0: G itself
+    lr_g: Any = traced(1e-3, "generator learning rate", low=0.0, low_open=True, log_scale=True)
+    lr_d: Any = traced(1e-3, "discriminator learning rate", low=0.0, low_open=True, log_scale=True)
+    beta1: Any = traced(0.9, "first-moment decay: Adam b1, SGD momentum (RMSProp: unused)",
+                        low=0.0, high=1.0, high_open=True)
+    beta2: Any = traced(0.999, "second-moment decay: Adam b2, RMSProp decay (SGD: unused)",
+                        low=0.0, high=1.0, high_open=True)
+    real_label: Any = traced(1.0, "D's target for real data; 0.9 = one-sided label smoothing (R3)",
+                             low=0.0, high=1.0, low_open=True)
+    gp_weight: Any = traced(0.0, "weight of the gradient penalty chosen by the config's gradient_penalty; 0: off",
+                            low=0.0)
+    ema_decay: Any = traced(0.0, "decay of the moving average of G's parameters that samples and metrics use "
+                                 "(e.g. 0.999); 0: G itself", low=0.0, high=1.0, high_open=True)
+
+    @staticmethod
+    def specs() -> dict[str, Traced]:
+        """{name: Traced} of every traced hyperparameter, in declaration order."""
+        return {f.name: f.metadata["traced"] for f in dataclasses.fields(HParams)}
 
     def as_arrays(self) -> "HParams":
         return HParams(*(jnp.asarray(v, jnp.float32) for v in dataclasses.astuple(self)))
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-
-DEFAULT_BETAS = {"adam": (0.9, 0.999), "rmsprop": (0.0, 0.9), "sgd": (0.0, 0.0)}
-
-
-def default_hparams(optimizer: str, lr: float = 1e-3, **overrides: Any) -> HParams:
-    """HParams with the optimizer's usual betas (Adam 0.9/0.999, RMSProp decay 0.9, SGD no momentum)."""
-    b1, b2 = DEFAULT_BETAS[optimizer]
-    values = dict(lr_g=lr, lr_d=lr, beta1=b1, beta2=b2, real_label=1.0, gp_weight=0.0, ema_decay=0.0)
-    values.update(overrides)
-    return HParams(**values)
-
-
-def validate(cfg: Config, hp: HParams | None = None) -> None:
-    """Raise ConfigError naming the first bad setting. Checked before anything is compiled or written."""
-    from gan_jax import data, losses, models  # registries live with what they register
-
-    def need(ok: bool, name: str, message: str) -> None:
-        if not ok:
-            raise ConfigError(f"{name}: {message}")
-
-    datasets = sorted(data.TOY_DATASETS) + list(data.mnist.TFDS_NAMES)
-    need(cfg.data in datasets, "data", f"unknown dataset {cfg.data!r}; choose one of {datasets}")
-    need(cfg.loss in losses.LOSSES, "loss", f"unknown loss {cfg.loss!r}; choose one of {sorted(losses.LOSSES)}")
-    need(cfg.optimizer in OPTIMIZERS, "optimizer",
-         f"unknown optimizer {cfg.optimizer!r}; choose one of {list(OPTIMIZERS)}")
-    need(cfg.architecture in ARCHITECTURES, "architecture",
-         f"unknown architecture {cfg.architecture!r}; choose one of {list(ARCHITECTURES)}")
-    need(cfg.gradient_penalty in PENALTIES, "gradient_penalty",
-         f"unknown gradient penalty {cfg.gradient_penalty!r}; choose one of {list(PENALTIES)}")
-    need(isinstance(cfg.num_classes, int) and cfg.num_classes >= 0, "num_classes",
-         f"must be an integer >= 0, got {cfg.num_classes!r}")
-    if cfg.architecture == "dcgan":
-        _validate_dcgan(cfg, need)
-    need(cfg.noise in ("uniform", "normal"), "noise", f"must be 'uniform' or 'normal', got {cfg.noise!r}")
-    for name in ("latent_dim", "batch_size", "steps", "n_disc", "n_gen", "log_every"):
-        value = getattr(cfg, name)
-        need(isinstance(value, int) and value > 0, name, f"must be a positive integer, got {value!r}")
-    for net in ("generator", "discriminator"):
-        sub = getattr(cfg, net)
-        need(all(isinstance(w, int) and w > 0 for w in sub.hidden), f"{net}.hidden",
-             f"widths must be positive integers, got {sub.hidden!r}")
-        need(sub.activation in models.ACTIVATIONS, f"{net}.activation",
-             f"unknown activation {sub.activation!r}; choose one of {sorted(models.ACTIVATIONS)}")
-        need(sub.kernel_init in models.INITIALIZERS, f"{net}.kernel_init",
-             f"unknown initializer {sub.kernel_init!r}; choose one of {sorted(models.INITIALIZERS)}")
-    need(cfg.generator.output_activation in models.ACTIVATIONS, "generator.output_activation",
-         f"unknown activation {cfg.generator.output_activation!r}")
-    need(0.0 <= cfg.discriminator.dropout < 1.0, "discriminator.dropout",
-         f"must be in [0, 1), got {cfg.discriminator.dropout}")
-    if hp is not None:
-        validate_hparams(cfg, hp)
-
-
-def _validate_dcgan(cfg: Config, need) -> None:
-    shape = cfg.image_shape
-    need(shape is not None and len(shape) == 3, "image_shape",
-         f"the dcgan architecture needs (height, width, channels), got {shape!r}")
-    factor = 2 ** len(cfg.generator.hidden)
-    need(shape[0] % factor == 0 and shape[1] % factor == 0, "generator.hidden",
-         f"{len(cfg.generator.hidden)} upsampling layers need height and width divisible by {factor}, "
-         f"got {shape[:2]}; use fewer generator layers")
-
-
-def validate_hparams(cfg: Config, hp: HParams) -> None:
-    """Check every member's traced values (scalars or stacked arrays)."""
-    import numpy as np
-
-    def need(ok: bool, name: str, message: str) -> None:
-        if not ok:
-            raise ConfigError(f"{name}: {message}")
-
-    for name in ("lr_g", "lr_d"):
-        value = np.asarray(getattr(hp, name))
-        need(bool(np.all(np.isfinite(value)) and np.all(value > 0)), name,
-             f"learning rate must be > 0, got {value.tolist()}")
-    for name in ("beta1", "beta2", "ema_decay"):  # decays
-        value = np.asarray(getattr(hp, name))
-        need(bool(np.all(value >= 0) and np.all(value < 1)), name, f"must be in [0, 1), got {value.tolist()}")
-    real = np.asarray(hp.real_label)
-    need(bool(np.all(real > 0) and np.all(real <= 1)), "real_label", f"must be in (0, 1], got {real.tolist()}")
-    gp = np.asarray(hp.gp_weight)
-    need(bool(np.all(np.isfinite(gp)) and np.all(gp >= 0)), "gp_weight", f"must be >= 0, got {gp.tolist()}")
-    need(cfg.gradient_penalty != "none" or bool(np.all(gp == 0)), "gp_weight",
-         "is set but cfg.gradient_penalty is 'none'; set gradient_penalty='r1'")
-    need(cfg.loss != "hinge" or bool(np.all(real == 1.0)), "real_label",
-         "label smoothing is not defined for the hinge loss; use real_label 1.0")

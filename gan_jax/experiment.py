@@ -1,33 +1,71 @@
-"""One experiment run end to end: run directory, all members in one Sweep, metrics, summary."""
+"""One run end to end, as a library call: members trained in one Sweep, evaluated and snapshotted at
+intervals, checkpointed and resumable, written to a run directory (`gan_jax.rundir`'s contract).
+
+    result = experiment.run(gan, members.grid(range(8), hp, lr=[1e-4, 1e-3]), "runs/mine",
+                            RunOptions(steps=5000, snapshot_every=1000), evaluate=evaluator(z, metric_fn))
+
+Everything is checked before anything is written: options, hyperparameters, the output directory, the
+memory the members and the compiled program need, and the checkpoint to resume.
+"""
 from __future__ import annotations
 
 import dataclasses
 import math
-import sys
-from typing import Callable
+import pathlib
+import time
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
 
 from gan_jax import checkpoint, rundir
+from gan_jax.errors import CheckpointError, ConfigError
 from gan_jax.eval import stats
-from gan_jax.cli import Experiment
-from gan_jax.config import HParams
-from gan_jax.runner import metric_rows, train_members
-from gan_jax.sweep import Sweep, member_keys, stack_hparams
+from gan_jax.members import Member, member_keys, stack_hparams
+from gan_jax.runner import chunk_plan, metric_rows, train_members
+from gan_jax.sweep import Sweep
 from gan_jax.train import GAN, TrainState
+from gan_jax.validate import validate
 
-Evaluate = Callable[[Sweep, TrainState], dict[str, jax.Array]]
+Evaluate = Callable[[Sweep, TrainState], dict[str, jax.Array]]  # every member's metrics: {name: [members]}
+OnSnapshot = Callable[[Sweep, TrainState], None]
 
 
-@dataclasses.dataclass
-class Setup:
-    """What an experiment script builds from its command line; `run` trains it, experiments.sweep grids it."""
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How long to train and what to do along the way (everything about a run that is not the GAN)."""
 
-    exp: Experiment
-    gan: GAN
-    evaluate: Evaluate | None = None  # sample-quality metrics of every member: {metric: [members]}
-    extra_config: dict = dataclasses.field(default_factory=dict)  # recorded in config.json
+    steps: int
+    snapshot_every: int | None = None  # evaluate and snapshot every N steps (and at 0 and the end); None: 0, end
+    checkpoint_every: int = 0  # save the whole state every N steps and at the end; 0: never
+    keep: int = 3  # checkpoints kept (the latest)
+    resume: bool = False  # continue from the latest complete checkpoint in <out>/checkpoints
+    overwrite: bool = False  # allow writing into a non-empty run directory
+    progress: bool = True  # a progress bar
+
+    def check(self, log_every: int) -> None:
+        """Raise ConfigError naming the first bad option; intervals must be multiples of `log_every`."""
+        def need(ok: bool, name: str, message: str) -> None:
+            if not ok:
+                raise ConfigError(f"`{name}`: {message}")
+
+        for name in ("steps", "keep"):
+            value = getattr(self, name)
+            need(isinstance(value, int) and value > 0, name, f"must be a positive integer, got {value!r}")
+        need(isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 0, "checkpoint_every",
+             f"must be an integer >= 0, got {self.checkpoint_every!r}")
+        if self.snapshot_every is not None:
+            need(isinstance(self.snapshot_every, int) and self.snapshot_every > 0, "snapshot_every",
+                 f"must be a positive integer, got {self.snapshot_every!r}")
+        for name in ("snapshot_every", "checkpoint_every"):
+            value = getattr(self, name)
+            need(not value or value % log_every == 0, name,
+                 f"{value} must be a multiple of `log_every` {log_every}")
+
+    @property
+    def chunk(self) -> int:
+        """Steps between snapshots: where training pauses for the host."""
+        return self.snapshot_every or self.steps
 
 
 @dataclasses.dataclass
@@ -40,6 +78,17 @@ class Result:
     summary: dict
     eval_steps: np.ndarray  # steps at which `evaluate` ran
     evals: dict[str, np.ndarray]  # eval_<metric> -> [members, evaluations]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [m["seed"] for m in self.summary["members"]]
+
+
+def evaluator(z: jax.Array, metric_fn: Callable[..., dict[str, Any]], labels: jax.Array | None = None) -> Evaluate:
+    """`evaluate` for `run`: `metric_fn(samples) -> {name: scalar}` (with `labels`, `metric_fn(samples,
+    labels)`) of each member's samples G(z) from its generator average. Draw z from
+    `streams.stream_key("evaluation")`, so every member is measured on the same latents in every run."""
+    return lambda sweep, state: sweep.evaluate(state, z, metric_fn, labels)
 
 
 class _Recorder:
@@ -70,85 +119,87 @@ class _Recorder:
         return ({k: np.concatenate(v, axis=1) for k, v in self.history.items()},
                 {k: np.stack(v, axis=1) for k, v in self.evals.items()})
 
-    def summary(self, times: dict, sweep: Sweep, steps: int) -> dict:
+    def summary(self, times: dict, sweep: Sweep, steps: int, diverged_at: np.ndarray) -> dict:
         history, evals = self.stacked()
         final = {k: v[:, -1] for k, v in {**history, **evals}.items() if k != "step"}
-        members = [{"member": i, "seed": seed, **self.hparams[i], **{k: float(v[i]) for k, v in final.items()}}
+        members = [{"member": i, "seed": seed, **self.hparams[i], **{k: float(v[i]) for k, v in final.items()},
+                    "diverged_at": int(diverged_at[i]) if diverged_at[i] >= 0 else None}
                    for i, seed in enumerate(self.seeds)]
         return {**times, "steps": steps, "n_members": len(self.seeds), "devices": sweep.mesh.devices.size,
-                "members": members, "over_seeds": {k: stats.mean_ci95(v[:, -1]) for k, v in evals.items()}}
+                "members": members, "over_seeds": {k: stats.mean_ci95(v[:, -1]) for k, v in evals.items()},
+                "diverged": [{"member": m["member"], "seed": m["seed"], "step": m["diverged_at"]}
+                             for m in members if m["diverged_at"] is not None]}
 
 
-def run(exp: Experiment, gan: GAN, chunk: int, extra_config: dict | None = None,
-        on_chunk: Callable[[Sweep, TrainState], None] | None = None, evaluate: Evaluate | None = None,
-        members: list[tuple[int, HParams]] | None = None) -> Result:
-    """Train every member of `exp` for `exp.cfg.steps` steps and write the run-directory contract.
-
-    Members are `(seed, hparams)` pairs, by default `exp.seeds` with `exp.hparams`. Before training and
-    after every `chunk` steps, `on_chunk(sweep, state)` sees the state (snapshots) and `evaluate(sweep,
-    state) -> {metric: [members]}` measures it: each value becomes an `eval_<metric>` row in metrics.jsonl,
-    the last ones go into summary.json with their mean +- 95% CI over seeds."""
-    members = members or [(seed, exp.hparams) for seed in exp.seeds]
-    seeds = [seed for seed, _ in members]
-    hparams = [hp.to_dict() for _, hp in members]
+def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: RunOptions,
+        evaluate: Evaluate | None = None, on_snapshot: OnSnapshot | None = None,
+        extra_config: dict | None = None) -> Result:
+    """Train `members` ((seed, HParams) pairs) of `gan` for `options.steps` steps and write the run
+    directory `out`. Before training and every `options.snapshot_every` steps, `on_snapshot(sweep, state)`
+    sees the state (figures) and `evaluate(sweep, state) -> {metric: [members]}` measures it: each value
+    becomes an `eval_<metric>` row in metrics.jsonl, the last ones go into summary.json with their mean
+    +- 95% CI over seeds. Raises a GanJaxError, with nothing written, for anything that cannot run."""
+    start = time.perf_counter()
+    out = pathlib.Path(out)
+    if not members:
+        raise ConfigError("`members`: give at least one (seed, hparams) member")
+    options.check(gan.cfg.log_every)
+    seeds = [int(m.seed) for m in members]
+    hparams = [m.hparams.to_dict() for m in members]
+    hp = stack_hparams([m.hparams for m in members])
+    validate(gan.cfg, hp)
+    rundir.check_target(out, options.overwrite, options.resume)
     sweep = Sweep(gan, len(members))
-    hp = stack_hparams([h for _, h in members])
-    state = sweep.init(hp, member_keys(seeds))
-    config = {"config": exp.cfg.to_dict(), "seeds": seeds, "hparams": hparams,
-              "devices": [str(d) for d in jax.devices()], "processes": jax.process_count(), **(extra_config or {})}
-    state, resume_step, checkpoints = _checkpoints(exp, sweep, state, {**exp.cfg.to_dict(), "seeds": seeds,
-                                                                        "hparams": hparams})
-    out = rundir.RunDir(exp.out, primary=jax.process_index() == 0, resume_step=resume_step)
-    out.write_json("config.json", config)
-    record = _Recorder(out, seeds, hparams)
+    every = math.gcd(options.chunk, options.checkpoint_every) if options.checkpoint_every else options.chunk
+    for length in set(chunk_plan(options.steps, every, gan.cfg.log_every)):
+        sweep.compile(length)  # from shapes alone: refuses what cannot fit before anything is allocated
+    state = sweep.init(member_keys(seeds))
+    run_config = {**gan.cfg.to_dict(), "seeds": seeds, "hparams": hparams}
+    state, resume_step, checkpoints = _checkpoints(out, options, sweep, state, run_config)
+    writer = rundir.RunDir(out, primary=jax.process_index() == 0, resume_step=resume_step)
+    writer.write_json("config.json", {"config": gan.cfg.to_dict(), "steps": options.steps, "seeds": seeds,
+                                      "hparams": hparams, "devices": [str(d) for d in jax.devices()],
+                                      "processes": jax.process_count(), **(extra_config or {})})
+    record = _Recorder(writer, seeds, hparams)
 
     def at_boundary(state):
         step = int(sweep.gather(state.step)[0])
-        if checkpoints and step not in (0, resume_step) and (step % exp.args.checkpoint_every == 0
-                                                           or step == exp.cfg.steps):
+        if checkpoints and step not in (0, resume_step) and (step % options.checkpoint_every == 0
+                                                            or step == options.steps):
             checkpoints.save(state, step)
-        if step % chunk and step != exp.cfg.steps:
+        if step % options.chunk and step != options.steps:
             return  # a checkpoint-only boundary
-        if on_chunk:
-            on_chunk(sweep, state)
+        if on_snapshot:
+            on_snapshot(sweep, state)
         if evaluate:
             record.evaluation(step, sweep.gather(evaluate(sweep, state)))
 
     at_boundary(state)  # the untrained (or restored) state
-    every = math.gcd(chunk, exp.args.checkpoint_every) if checkpoints else chunk
-    state, times = train_members(sweep, state, hp, exp.cfg.steps - (resume_step or 0), every, record.train_metrics,
-                                 at_boundary, progress=not exp.args.no_progress)
+    state, times = train_members(sweep, state, hp, options.steps - (resume_step or 0), every, record.train_metrics,
+                                 at_boundary, progress=options.progress)
     if checkpoints:
         checkpoints.close()
-    summary = record.summary(times.summary(), sweep, exp.cfg.steps)
-    diverged_at = np.asarray(sweep.gather(state.diverged_at))
-    for member, step in zip(summary["members"], diverged_at):
-        member["diverged_at"] = int(step) if step >= 0 else None
-    summary["diverged"] = [{"member": m["member"], "seed": m["seed"], "step": m["diverged_at"]}
-                           for m in summary["members"] if m["diverged_at"] is not None]
-    out.write_json("summary.json", summary)
+    times.wall_s = time.perf_counter() - start
+    summary = record.summary(times.summary(), sweep, options.steps, np.asarray(sweep.gather(state.diverged_at)))
+    writer.write_json("summary.json", summary)
     history, evals = record.stacked()
-    return Result(state, sweep, out, history["step"][0], history, summary, np.asarray(record.eval_steps), evals)
+    return Result(state, sweep, writer, history["step"][0], history, summary, np.asarray(record.eval_steps), evals)
 
 
-def _checkpoints(exp: Experiment, sweep: Sweep, state: TrainState, config: dict):
-    """(state, resumed step or None, Checkpointer or None): with --resume, the state of the latest complete
+def _checkpoints(out: pathlib.Path, options: RunOptions, sweep: Sweep, state: TrainState, config: dict):
+    """(state, resumed step or None, Checkpointer or None): with `resume`, the state of the latest complete
     checkpoint in <out>/checkpoints, after checking it was written for the same `config` (static settings,
-    members' seeds and hyperparameters; only steps may change) and shapes."""
-    if not (exp.args.checkpoint_every or exp.args.resume):
+    members' seeds and hyperparameters) and shapes."""
+    if not (options.checkpoint_every or options.resume):
         return state, None, None
-    checkpoints = checkpoint.Checkpointer(exp.out / "checkpoints", exp.args.keep, config)
-    if not exp.args.resume:
+    checkpoints = checkpoint.Checkpointer(out / "checkpoints", options.keep, config)
+    if not options.resume:
         return state, None, checkpoints
-    try:
-        state, step = checkpoints.restore(state)
-        if step > exp.cfg.steps:
-            raise checkpoint.CheckpointError(f"the latest checkpoint is at step {step}, past --steps "
-                                             f"{exp.cfg.steps}; pass --steps >= {step}")
-    except checkpoint.CheckpointError as e:  # refuse before anything is written: one line, exit 2
-        sys.stderr.write(f"error: --resume: {e}\n")
-        sys.exit(2)
-    print(f"resuming from the checkpoint at step {step} in {exp.out / 'checkpoints'}")
+    state, step = checkpoints.restore(state)
+    if step > options.steps:
+        raise CheckpointError(f"`resume`: the latest checkpoint is at step {step}, past `steps` {options.steps}; "
+                              f"train for `steps` >= {step}")
+    print(f"resuming from the checkpoint at step {step} in {out / 'checkpoints'}")
     return state, step, checkpoints
 
 

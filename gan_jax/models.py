@@ -210,19 +210,25 @@ class ConvDiscriminator(nn.Module):
         return nn.Dense(1, name="logit")(features)[..., 0], features
 
 
-def make_generator(cfg: Config, out_dim: int) -> nn.Module:
-    g = cfg.generator
-    if cfg.architecture == "dcgan":
-        return ConvGenerator(g.hidden, cfg.image_shape, g.activation, g.negative_slope, g.output_activation,
-                             cfg.num_classes)
-    return Generator(g.hidden, out_dim, g.activation, g.negative_slope, g.output_activation, g.kernel_init,
-                     cfg.num_classes)
+def _mlp(cfg: Config, out_dim: int) -> tuple[nn.Module, nn.Module]:
+    g, d = cfg.generator, cfg.discriminator
+    return (Generator(g.hidden, out_dim, g.activation, g.negative_slope, g.output_activation, g.kernel_init,
+                      cfg.num_classes),
+            Discriminator(d.hidden, d.feature_dim, d.activation, d.negative_slope, d.dropout, d.kernel_init,
+                          cfg.num_classes))
 
 
-def make_discriminator(cfg: Config) -> nn.Module:
-    d = cfg.discriminator
-    if cfg.architecture == "dcgan":
-        return ConvDiscriminator(d.hidden, cfg.image_shape, d.activation, d.negative_slope, d.dropout,
-                                 cfg.num_classes)
-    return Discriminator(d.hidden, d.feature_dim, d.activation, d.negative_slope, d.dropout, d.kernel_init,
-                         cfg.num_classes)
+def _dcgan(cfg: Config, out_dim: int) -> tuple[nn.Module, nn.Module]:
+    g, d = cfg.generator, cfg.discriminator
+    return (ConvGenerator(g.hidden, cfg.image_shape, g.activation, g.negative_slope, g.output_activation,
+                          cfg.num_classes),
+            ConvDiscriminator(d.hidden, cfg.image_shape, d.activation, d.negative_slope, d.dropout, cfg.num_classes))
+
+
+# name -> (cfg, data dimension) -> (generator, discriminator)
+ARCHITECTURES: dict[str, Callable[[Config, int], tuple[nn.Module, nn.Module]]] = {"mlp": _mlp, "dcgan": _dcgan}
+
+
+def make_models(cfg: Config, out_dim: int) -> tuple[nn.Module, nn.Module]:
+    """The generator (whose output width is `out_dim`) and discriminator of `cfg.architecture`."""
+    return ARCHITECTURES[cfg.architecture](cfg, out_dim)

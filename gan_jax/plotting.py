@@ -5,22 +5,25 @@ import math
 import pathlib
 from typing import Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.animation import FuncAnimation, PillowWriter
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
+
+def subplots(*grid, figsize, **kwargs):
+    """(figure, axes) without pyplot: no global figure state and no backend to choose, so the library
+    draws headless and a caller's own matplotlib settings stay untouched."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kwargs)
 
 
 def _save(fig, path: pathlib.Path) -> pathlib.Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
 def real_data(real: np.ndarray, path: pathlib.Path, title: str = "real data") -> pathlib.Path:
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = subplots(figsize=(5, 4))
     ax.scatter(real[:, 0], real[:, 1], s=3, c="tab:blue")
     ax.set(title=title, xlabel="x", ylabel="y")
     return _save(fig, path)
@@ -29,7 +32,7 @@ def real_data(real: np.ndarray, path: pathlib.Path, title: str = "real data") ->
 def loss_curves(steps: np.ndarray, d_loss: np.ndarray, g_loss: np.ndarray, path: pathlib.Path,
                 seeds: Sequence[int]) -> pathlib.Path:
     """D and G loss against step, one thin line per member plus the median over members."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    fig, axes = subplots(1, 2, figsize=(11, 4), sharex=True)
     for ax, losses, name in ((axes[0], d_loss, "discriminator"), (axes[1], g_loss, "generator")):
         for member, seed in enumerate(seeds):
             ax.plot(steps, losses[member], lw=0.6, alpha=0.6, label=f"seed {seed}" if len(seeds) <= 8 else None)
@@ -60,7 +63,7 @@ def snapshot_grid(snapshots: Sequence[tuple[int | str, np.ndarray]], real: np.nd
     idx = np.unique(np.linspace(0, len(snapshots) - 1, min(max_panels, len(snapshots))).round().astype(int))
     cols = min(4, len(idx))
     rows = math.ceil(len(idx) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
     lims = _limits(real)
     for ax, i in zip(axes.flat, idx):
         step, fake = snapshots[i]
@@ -75,7 +78,7 @@ def snapshot_grid(snapshots: Sequence[tuple[int | str, np.ndarray]], real: np.nd
 def snapshot_gif(snapshots: Sequence[tuple[int, np.ndarray]], real: np.ndarray, path: pathlib.Path,
                  fps: int = 5, title: str = "") -> pathlib.Path:
     """Animated real vs generated samples, one frame per snapshot."""
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = subplots(figsize=(5, 4))
     lims = _limits(real)
 
     def draw(i):
@@ -85,7 +88,6 @@ def snapshot_gif(snapshots: Sequence[tuple[int, np.ndarray]], real: np.ndarray, 
         ax.legend(loc="upper center", fontsize=7, markerscale=3)
 
     FuncAnimation(fig, draw, frames=len(snapshots)).save(path, writer=PillowWriter(fps=fps))
-    plt.close(fig)
     return path
 
 
@@ -93,7 +95,7 @@ def feature_space(before: dict[str, np.ndarray], after: dict[str, np.ndarray], p
                   update: str) -> pathlib.Path:
     """D's 2-D feature space of real and generated samples before and after one `update` (D or G),
     with the centroid of each set; an arrow shows where the fake centroid moved."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, axes = subplots(1, 2, figsize=(11, 4.5))
     for ax, feats, when in ((axes[0], before, "before"), (axes[1], after, "after")):
         real, fake = feats["real"], feats["fake"]
         ax.scatter(real[:, 0], real[:, 1], s=3, c="tab:blue", alpha=0.5, label="real")
@@ -115,7 +117,7 @@ def metric_bands(steps: np.ndarray, metrics: dict[str, np.ndarray], path: pathli
     """Each metric against step: mean over seeds with its 95% confidence band, and every seed faintly."""
     from gan_jax.eval.stats import mean_ci95
 
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    fig, axes = subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     for ax, (name, values) in zip(axes.flat, metrics.items()):
         summaries = [mean_ci95(values[:, t]) for t in range(values.shape[1])]
         mean = np.array([s["mean"] for s in summaries])
@@ -141,7 +143,7 @@ def _tile(images: np.ndarray, rows: int) -> np.ndarray:
 
 def image_grid(images: np.ndarray, path: pathlib.Path, rows: int, title: str = "") -> pathlib.Path:
     """Images in [0, 1], shape [n, h, w], as a grid with `rows` rows."""
-    fig, ax = plt.subplots(figsize=(0.6 * math.ceil(len(images) / rows) + 0.6, 0.6 * rows + 0.5))
+    fig, ax = subplots(figsize=(0.6 * math.ceil(len(images) / rows) + 0.6, 0.6 * rows + 0.5))
     ax.imshow(_tile(images, rows), cmap="gray", vmin=0, vmax=1)
     ax.set(xticks=[], yticks=[])
     ax.set_title(title, fontsize=9)
@@ -151,7 +153,7 @@ def image_grid(images: np.ndarray, path: pathlib.Path, rows: int, title: str = "
 def image_gif(frames: Sequence[tuple[int, np.ndarray]], path: pathlib.Path, rows: int, fps: int = 4,
               title: str = "") -> pathlib.Path:
     """Animated image grids, one frame per (step, images in [0, 1])."""
-    fig, ax = plt.subplots(figsize=(0.5 * math.ceil(len(frames[0][1]) / rows) + 0.5, 0.5 * rows + 0.6))
+    fig, ax = subplots(figsize=(0.5 * math.ceil(len(frames[0][1]) / rows) + 0.5, 0.5 * rows + 0.6))
 
     def draw(i):
         ax.clear()
@@ -160,5 +162,4 @@ def image_gif(frames: Sequence[tuple[int, np.ndarray]], path: pathlib.Path, rows
         ax.set(xticks=[], yticks=[], title=f"{title} step {step}")
 
     FuncAnimation(fig, draw, frames=len(frames)).save(path, writer=PillowWriter(fps=fps))
-    plt.close(fig)
     return path

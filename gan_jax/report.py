@@ -5,20 +5,17 @@ from __future__ import annotations
 import math
 import pathlib
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from gan_jax.eval import stats  # noqa: E402
-
-HPARAMS = ("lr_g", "lr_d", "beta1", "beta2", "real_label", "gp_weight", "ema_decay")
+from gan_jax.config import HParams
+from gan_jax.eval import stats
+from gan_jax.members import ALIASES
+from gan_jax.plotting import subplots
 
 
 def setting_rows(group: dict, result, varied: list[str]) -> list[dict]:
     """One row per (static group, traced setting): its members and their final metrics over seeds."""
-    keys = [k for k in HPARAMS if any(k == v or (v == "lr" and k in ("lr_g", "lr_d")) for v in varied)]
+    keys = [k for k in HParams.specs() if k in varied or any(k in ALIASES.get(v, ()) for v in varied)]
     by_setting: dict[tuple, list[dict]] = {}
     for m in result.summary["members"]:
         by_setting.setdefault(tuple(m[k] for k in keys), []).append(m)
@@ -54,7 +51,7 @@ def markdown(rows: list[dict], reference: dict | None) -> str:
 def loss_facets(rows: list[dict], results: dict, path: pathlib.Path) -> pathlib.Path:
     """D and G loss of every member, one panel per setting."""
     cols = min(4, len(rows))
-    fig, axes = plt.subplots(math.ceil(len(rows) / cols), cols, figsize=(4 * cols, 3 * math.ceil(len(rows) / cols)),
+    fig, axes = subplots(math.ceil(len(rows) / cols), cols, figsize=(4 * cols, 3 * math.ceil(len(rows) / cols)),
                              squeeze=False, sharey=True)
     for ax, row in zip(axes.flat, rows):
         result = results[_label({"group": row["group"], "setting": {}})]
@@ -68,7 +65,6 @@ def loss_facets(rows: list[dict], results: dict, path: pathlib.Path) -> pathlib.
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -79,7 +75,7 @@ def metric_vs_hparam(rows: list[dict], path: pathlib.Path) -> pathlib.Path | Non
     if not swept:
         return None
     metrics = list(rows[0]["metrics"])
-    fig, axes = plt.subplots(len(metrics), len(swept), figsize=(4 * len(swept), 2.6 * len(metrics)), squeeze=False)
+    fig, axes = subplots(len(metrics), len(swept), figsize=(4 * len(swept), 2.6 * len(metrics)), squeeze=False)
     for j, h in enumerate(swept):
         lines: dict[str, list[dict]] = {}
         for r in rows:
@@ -93,13 +89,12 @@ def metric_vs_hparam(rows: list[dict], path: pathlib.Path) -> pathlib.Path | Non
                 y = [r["metrics"][metric]["mean"] for r in line]
                 err = np.nan_to_num([r["metrics"][metric]["ci95"] for r in line])
                 ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
-            if h.startswith("lr"):
+            if HParams.specs()[h].log_scale:
                 ax.set_xscale("log")
             ax.set(xlabel=h, ylabel=metric.removeprefix("eval_"))
         axes[0, j].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

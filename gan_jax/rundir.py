@@ -4,16 +4,19 @@
     metrics.jsonl  one JSON object per logged step per member: step, member, seed, hyperparameters, metrics
     summary.json   wall_s, compile_s, steps_per_s, seed_steps_per_s, members (final values per member)
     figures/       PNGs and GIFs
-    checkpoints/   orbax checkpoints of the whole state, with --checkpoint-every
+    checkpoints/   orbax checkpoints of the whole state, with RunOptions.checkpoint_every
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
 from typing import Any, Iterable
 
 import numpy as np
+
+from gan_jax.errors import CheckpointError, ConfigError, ResourceError
 
 
 def to_json(value: Any) -> Any:
@@ -29,6 +32,27 @@ def to_json(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def check_target(path: str | pathlib.Path, overwrite: bool = False, resume: bool = False) -> None:
+    """Refuse a run directory that cannot be used, before anything is written: one below a file or in an
+    unwritable place, a non-empty one (unless overwriting or resuming), a resume without checkpoints."""
+    path = pathlib.Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ResourceError(f"`out` {path} cannot be created: {existing} is a file, not a directory; "
+                            "choose another `out`")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ResourceError(f"`out` {path} cannot be created: {existing} is not writable; choose another `out`")
+    if resume:
+        if not (path / "checkpoints").is_dir():
+            raise CheckpointError(f"`resume`: {path / 'checkpoints'} does not exist; run with `checkpoint_every` "
+                                  "first, or drop `resume`")
+    elif path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ConfigError(f"`out` {path} exists and is not empty; choose another directory, pass `overwrite`, "
+                          "or `resume` a checkpointed run")
 
 
 class RunDir:

@@ -27,7 +27,7 @@ def chunk_plan(steps: int, chunk: int, log_every: int) -> list[int]:
 
 @dataclasses.dataclass
 class RunTimes:
-    wall_s: float  # everything: init, compiles, training, callbacks
+    wall_s: float  # everything: checks, init, compiles, training, callbacks (set by the caller that did them)
     compile_s: float
     train_s: float  # the compiled runs alone
     steps: int
@@ -60,7 +60,7 @@ def train_members(sweep: Sweep, state: TrainState, hp: HParams, steps: int, chun
     train_s = 0.0
     with tqdm(total=steps, desc="train", unit="step", disable=not progress or None) as bar:
         for length in chunk_plan(steps, chunk, sweep.gan.cfg.log_every):
-            sweep.compile(state, hp, length)  # timed separately, once per distinct length
+            sweep.compile(length)  # timed separately, once per distinct length
             t0 = time.perf_counter()
             state, metrics = sweep.run(state, hp, length)
             metrics = sweep.gather(metrics)  # blocks until the chunk is done

@@ -5,66 +5,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from gan_jax import resources
 from gan_jax.config import HParams
+from gan_jax.members import member_keys, stack_hparams  # noqa: F401  (the sweep's inputs, importable here)
 from gan_jax.train import GAN, Metrics, TrainState
 
 MEMBER_AXIS = "members"
 CPU_MEMBER_BLOCK = 16
-
-
-def use_cpu_cores_as_devices() -> None:
-    """On a CPU-only host, expose one XLA device per core so the member axis is split across cores
-    (XLA runs this model's small ops on one core each). Call before JAX starts its backend; no-op on
-    GPU/TPU hosts, when the user already chose a device count, or once the backend is running."""
-    import os
-
-    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-        return
-    if os.environ.get("JAX_PLATFORMS", "cpu") not in ("", "cpu"):
-        return
-    try:
-        jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
-    except RuntimeError:  # backend already started: keep what it has
-        pass
-
-
-def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None) -> None:
-    """Join a multi-host run (one process per host, or per GPU) before JAX starts its backend: from the
-    arguments, else from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID, else from a SLURM
-    allocation of more than one task; with none of these, a single-process run (nothing to do)."""
-    import os
-
-    coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
-    if num_processes is None and "JAX_NUM_PROCESSES" in os.environ:
-        num_processes = int(os.environ["JAX_NUM_PROCESSES"])
-    if process_id is None and "JAX_PROCESS_ID" in os.environ:
-        process_id = int(os.environ["JAX_PROCESS_ID"])
-    if coordinator is None and num_processes is None and process_id is None:
-        if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-            jax.distributed.initialize()  # JAX reads the SLURM environment
-        return
-    if coordinator is None or num_processes is None or process_id is None:
-        raise ValueError("a multi-host run needs a coordinator address, the number of processes and this process's "
-                         f"id; got {coordinator!r}, {num_processes!r}, {process_id!r}")
-    jax.distributed.initialize(coordinator, num_processes, process_id)
-
-
-def stack_hparams(hparams: Sequence[HParams]) -> HParams:
-    """Member-stacked float32 HParams from one HParams per member."""
-    return jax.tree.map(lambda *v: jnp.asarray(np.array(v, np.float32)), *hparams)
-
-
-def member_keys(seeds: Sequence[int]) -> jax.Array:
-    """One key per member, from its seed alone, so a member's numbers never depend on its neighbours."""
-    return jnp.stack([jax.random.key(int(s)) for s in seeds])
 
 
 def member_mesh(n_members: int, devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -79,7 +32,8 @@ class Sweep:
     """Compiled, sharded init and run of `n_members` members of `gan`.
 
     A member's numbers do not depend on which other members run beside it: each has its own key and
-    hyperparameters, and vmap keeps their arithmetic independent.
+    hyperparameters, and vmap keeps their arithmetic independent. Memory is checked before it is used:
+    `init` refuses members whose state cannot fit and `compile` a program that cannot (ResourceError).
     """
 
     gan: GAN
@@ -87,6 +41,13 @@ class Sweep:
     devices: Sequence[jax.Device] | None = None
     member_block: int | None = None  # members vmapped together per device; None: 16 on CPU, all elsewhere
     compile_s: float = 0.0  # total seconds spent compiling so far
+    mesh: Mesh = dataclasses.field(init=False)
+    sharding: NamedSharding = dataclasses.field(init=False)
+    block: int = dataclasses.field(init=False)  # the member block actually used: divides the members per device
+    compiled: dict[int, jax.stages.Compiled] = dataclasses.field(init=False, default_factory=dict)  # by length
+    _init: Callable = dataclasses.field(init=False, repr=False)
+    _generate: Callable = dataclasses.field(init=False, repr=False)
+    _evaluators: dict = dataclasses.field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self):
         if self.n_members < 1 or (self.member_block is not None and self.member_block < 1):
@@ -98,9 +59,29 @@ class Sweep:
             self.member_block = CPU_MEMBER_BLOCK if self.mesh.devices.flat[0].platform == "cpu" else local
         self.block = max(b for b in range(1, min(self.member_block, local) + 1) if local % b == 0)
         self._init = jax.jit(jax.vmap(self.gan.init), out_shardings=self.sharding)
-        self._compiled: dict[int, jax.stages.Compiled] = {}
         self._generate = jax.jit(jax.vmap(self.gan.generate, in_axes=(0, None, None, 0)))
-        self._evaluators: dict = {}
+
+    @property
+    def mesh_devices(self) -> list[jax.Device]:
+        return list(self.mesh.devices.flat)
+
+    # -- shapes and placement ---------------------------------------------------------------------------
+    @functools.cached_property
+    def _state_shape(self) -> TrainState:
+        keys = jax.ShapeDtypeStruct((self.n_members,), jax.eval_shape(lambda: jax.random.key(0)).dtype)
+        shapes = jax.eval_shape(jax.vmap(self.gan.init), keys)
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.sharding), shapes)
+
+    def state_shape(self) -> TrainState:
+        """The member-stacked state's shapes, dtypes and shardings, computed without allocating it (once)."""
+        return self._state_shape
+
+    def hparams_shape(self) -> HParams:
+        return jax.tree.map(lambda _: jax.ShapeDtypeStruct((self.n_members,), np.float32, sharding=self.sharding),
+                            HParams())
+
+    def state_bytes_per_member(self) -> int:
+        return resources.tree_bytes(self.state_shape()) // self.n_members
 
     def shard(self, tree):
         """Place a member-stacked pytree on the mesh, after checking its leading axis is the member axis.
@@ -119,24 +100,32 @@ class Sweep:
         host = np.asarray(leaf)
         return jax.make_array_from_callback(host.shape, self.sharding, lambda index: host[index])
 
-    def init(self, hp: HParams, keys: jax.Array) -> TrainState:
-        """All members' states in one vmapped init, created already sharded over the mesh."""
-        hp, keys = self.shard(hp), self.shard(keys)
+    # -- training -----------------------------------------------------------------------------------------
+    def init(self, keys: jax.Array) -> TrainState:
+        """All members' states in one vmapped init, created already sharded over the mesh (after checking
+        that they fit: ResourceError)."""
+        resources.check_state(self.state_bytes_per_member(), self.n_members, self.mesh_devices)
+        keys = self.shard(keys)
         start = time.perf_counter()
-        init = self._init.lower(hp, keys).compile()
+        init = self._init.lower(keys).compile()
         self.compile_s += time.perf_counter() - start
-        return init(hp, keys)
+        return init(keys)
 
-    def compile(self, state: TrainState, hp: HParams, num_steps: int) -> jax.stages.Compiled:
-        """The compiled run of `num_steps` steps (compiled once per distinct length)."""
-        if num_steps not in self._compiled:
+    def compile(self, num_steps: int) -> jax.stages.Compiled:
+        """The compiled run of `num_steps` steps (compiled once per distinct length, from shapes alone),
+        after checking that it fits in memory (ResourceError)."""
+        if num_steps not in self.compiled:
+            resources.check_state(self.state_bytes_per_member(), self.n_members, self.mesh_devices)
             spec = PartitionSpec(MEMBER_AXIS)
             run = jax.shard_map(functools.partial(self._run_local, num_steps=num_steps), mesh=self.mesh,
                                 in_specs=(spec, spec), out_specs=spec)
             start = time.perf_counter()
-            self._compiled[num_steps] = jax.jit(run, donate_argnums=0).lower(state, self.shard(hp)).compile()
+            compiled = jax.jit(run, donate_argnums=0).lower(self.state_shape(), self.hparams_shape()).compile()
             self.compile_s += time.perf_counter() - start
-        return self._compiled[num_steps]
+            resources.check_program(compiled, self.mesh_devices,
+                                    f"training {self.n_members:,} members ({self.block} vmapped per block)")
+            self.compiled[num_steps] = compiled
+        return self.compiled[num_steps]
 
     def _run_local(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
         """One device's members: blocks of `self.block` members run one after another (lax.map), each
@@ -152,9 +141,11 @@ class Sweep:
         return jax.tree.map(merge, out)
 
     def run(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
-        """Advance every member `num_steps` steps. Donates `state`: use the returned one."""
-        return self.compile(state, hp, num_steps)(state, self.shard(hp))
+        """Advance every member `num_steps` steps with the traced values `hp` (which may differ from
+        call to call: a schedule). Donates `state`: use the returned one."""
+        return self.compile(num_steps)(state, self.shard(hp))
 
+    # -- host copies, samples, evaluation --------------------------------------------------------------
     def gather(self, tree):
         """A host (numpy) copy of member-stacked arrays with every member, on every process (in a
         multi-host run each process holds only its devices' members)."""
@@ -175,7 +166,7 @@ class Sweep:
         labels): [members, n, ...]."""
         return self._generate(state.g_ema, z, labels, state.g_stats)
 
-    def evaluate(self, state: TrainState, z: jax.Array, metric_fn,
+    def evaluate(self, state: TrainState, z: jax.Array, metric_fn: Callable[..., dict[str, Any]],
                  labels: jax.Array | None = None) -> dict[str, jax.Array]:
         """`metric_fn(samples) -> {name: scalar}` of every member's samples G(z) from `g_ema` (for a
         conditional GAN `metric_fn(samples, labels)`): {name: [members]}. Compiled once per (metric_fn, z shape).

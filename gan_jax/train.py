@@ -1,12 +1,12 @@
-"""The pure GAN training core: state, one update step, and a whole run as one `lax.scan`.
+"""The pure GAN bundle: its state and update rules (one D update, one G update, one training step).
 
-Nothing here applies jit, vmap or sharding (that is `gan_jax.sweep`): every function is pure, so it
-can be jitted, vmapped over a member axis, or called eagerly.
+The loop over steps and its divergence policy are `gan_jax.loop`; nothing here or there applies jit,
+vmap or sharding (that is `gan_jax.sweep`): every function is pure, so it can be jitted, vmapped over a
+member axis, or called eagerly.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -15,8 +15,10 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from gan_jax import data, losses, models
+from gan_jax import data, loop, losses, models, optim, penalties
 from gan_jax.config import Config, HParams
+from gan_jax.errors import ConfigError
+from gan_jax.validate import validate
 
 Metrics = dict[str, jax.Array]
 
@@ -51,28 +53,14 @@ def _inputs(x: jax.Array, labels: jax.Array | None) -> tuple:
     return (x,) if labels is None else (x, labels)
 
 
-def make_optimizer(name: str, lr, beta1, beta2) -> optax.GradientTransformation:
-    """An optax optimizer whose learning rate and betas live in its state (`inject_hyperparams`), so they
-    are traced arrays that differ between members of one vmapped batch."""
-    if name == "adam":
-        return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=beta1, b2=beta2)
-    if name == "rmsprop":
-        # TF1's RMSPropOptimizer (R1): eps 1e-10 inside the sqrt, mean square initialised to 1.
-        rmsprop = functools.partial(optax.rmsprop, eps=1e-10, initial_scale=1.0)
-        return optax.inject_hyperparams(rmsprop)(learning_rate=lr, decay=beta2)
-    if name == "sgd":
-        return optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=beta1)
-    raise KeyError(f"unknown optimizer {name!r}; choose one of adam, rmsprop, sgd")
-
-
 @dataclasses.dataclass(frozen=True)
 class GAN:
-    """The static parts of a GAN (modules, loss, data sampler, config) and its pure functions.
+    """The static parts of a GAN (modules, loss, penalty, data sampler, config) and its pure functions.
 
     Plug in your own pieces by passing them in: any flax generator `(z, train=...) -> x` and
     discriminator `(x, train=...) -> (logit, features)` (with `cfg.num_classes`, `(z, labels, train=...)`
-    and `(x, labels, train=...)`),
-    any `GANLoss`, any sampler `(key, n) -> float32[n, dim]` (or `-> (x, labels)` for a conditional GAN).
+    and `(x, labels, train=...)`), any `GANLoss`, any `Penalty`, any sampler `(key, n) -> float32[n, dim]`
+    (or `-> (x, labels)` for a conditional GAN).
     """
 
     cfg: Config
@@ -80,15 +68,25 @@ class GAN:
     generator: nn.Module
     discriminator: nn.Module
     loss: losses.GANLoss
+    penalty: penalties.Penalty | None = None  # D loss += hp.gp_weight * penalty(...)
 
     @classmethod
     def from_config(cls, cfg: Config, sampler: data.Sampler | None = None, data_dim: int | None = None) -> "GAN":
-        """Build from `cfg`; `sampler` (with its `data_dim`) overrides the config's named toy dataset."""
+        """Build from `cfg` (validated first: a bad setting raises ConfigError); `sampler` (with its
+        `data_dim`) replaces the config's named toy dataset, and is required for an image dataset."""
+        validate(cfg)
         if sampler is None:
-            dataset = data.get_dataset(cfg.data)
+            dataset = data.DATASETS[cfg.data]
+            if not isinstance(dataset, data.ToyDataset):
+                raise ConfigError(f"`data`: {cfg.data!r} is an image dataset, loaded from files: pass its sampler, "
+                                  f"e.g. GAN.from_config(cfg, mnist.image_sampler(images), data_dim=784), or "
+                                  "build it with gan_jax.tasks.mnist")
             sampler, data_dim = dataset.sampler(cfg.standardize), dataset.dim
-        return cls(cfg, sampler, models.make_generator(cfg, data_dim), models.make_discriminator(cfg),
-                   losses.get_loss(cfg.loss))
+        if data_dim is None:
+            raise ConfigError("`data_dim`: give the dimension of the custom sampler's samples")
+        generator, discriminator = models.make_models(cfg, data_dim)
+        return cls(cfg, sampler, generator, discriminator, losses.LOSSES[cfg.loss],
+                   penalties.PENALTIES[cfg.gradient_penalty])
 
     # -- pieces ---------------------------------------------------------------------------------
     def sample_noise(self, key: jax.Array, n: int) -> jax.Array:
@@ -135,13 +133,13 @@ class GAN:
         rngs = {"dropout": dropout_key} if train else None
         return self.discriminator.apply({"params": d_params}, *_inputs(x, labels), train=train, rngs=rngs)
 
-    def optimizers(self, hp: HParams) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-        name = self.cfg.optimizer
-        return (make_optimizer(name, hp.lr_g, hp.beta1, hp.beta2),
-                make_optimizer(name, hp.lr_d, hp.beta1, hp.beta2))
+    def optimizer(self, lr, hp: HParams) -> optax.GradientTransformation:
+        """This step's optimizer, built from its traced values (`hp` is the only source of them)."""
+        return optim.make_optimizer(self.cfg.optimizer, lr, hp.beta1, hp.beta2)
 
     # -- state and updates ----------------------------------------------------------------------
-    def init(self, hp: HParams, key: jax.Array) -> TrainState:
+    def init(self, key: jax.Array) -> TrainState:
+        """A member's initial state from its key alone (no hyperparameter is stored in it)."""
         k_g, k_d, k_train = jax.random.split(key, 3)
         z = jnp.zeros((1, self.cfg.latent_dim))
         labels = jnp.zeros((1,), jnp.int32) if self.cfg.num_classes else None
@@ -152,10 +150,11 @@ class GAN:
         if set(d_vars) != {"params"}:
             raise ValueError(f"the discriminator has state {sorted(set(d_vars) - {'params'})}; gan_jax keeps "
                              "D stateless (no batch norm), so D's output for one input never depends on its batch")
-        g_tx, d_tx = self.optimizers(hp)
+        name = self.cfg.optimizer
         g_ema = jax.tree.map(jnp.array, g_params)  # a copy: a donated state must not hold one buffer twice
-        return TrainState(g_params, d_vars["params"], g_ema, g_tx.init(g_params), d_tx.init(d_vars["params"]),
-                          k_train, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), g_vars)
+        return TrainState(g_params, d_vars["params"], g_ema, optim.init_state(name, g_params),
+                          optim.init_state(name, d_vars["params"]), k_train, jnp.zeros((), jnp.int32),
+                          jnp.full((), -1, jnp.int32), g_vars)
 
     def d_update(self, state: TrainState, hp: HParams, real: jax.Array, z: jax.Array, dropout_key: jax.Array,
                  real_labels: jax.Array | None = None, fake_labels: jax.Array | None = None, log=True
@@ -164,21 +163,20 @@ class GAN:
         updated by the generator's update, once per G forward pass that is trained)."""
         fake, _ = self.generate_train(state.g_params, state.g_stats, z, fake_labels)
         k_real, k_fake = jax.random.split(dropout_key)
+        k_penalty = jax.random.fold_in(dropout_key, 2)  # interpolation weights, for penalties that need them
         dropout = self.cfg.discriminator.dropout > 0
 
         def loss_fn(d_params):
-            real_logits, vjp = jax.vjp(
-                lambda x: self.discriminate(d_params, x, k_real if dropout else None, real_labels)[0], real)
-            fake_logits, _ = self.discriminate(d_params, fake, k_fake if dropout else None, fake_labels)
+            d_real = lambda x: self.discriminate(d_params, x, k_real if dropout else None, real_labels)[0]  # noqa: E731
+            d_fake = lambda x: self.discriminate(d_params, x, k_fake if dropout else None, fake_labels)[0]  # noqa: E731
+            real_logits, fake_logits = d_real(real), d_fake(fake)
             loss = self.loss.discriminator(real_logits, fake_logits, hp.real_label)
-            if self.cfg.gradient_penalty == "r1":  # zero-centred penalty on real data
-                (grad_x,) = vjp(jnp.ones_like(real_logits))
-                loss += hp.gp_weight / 2 * jnp.mean(jnp.sum(grad_x.reshape(grad_x.shape[0], -1) ** 2, axis=-1))
+            if self.penalty is not None:
+                loss += hp.gp_weight * self.penalty(d_real, d_fake, real, fake, k_penalty)
             return loss, (real_logits, fake_logits)
 
         (loss, (real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
-        _, d_tx = self.optimizers(hp)
-        updates, d_opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
+        updates, d_opt_state = self.optimizer(hp.lr_d, hp).update(grads, state.d_opt_state, state.d_params)
         metrics = {"d_loss": loss, "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
                    "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)), "d_grad_norm": _grad_norm(grads, log)}
         return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=d_opt_state), metrics
@@ -194,15 +192,10 @@ class GAN:
             return self.loss.generator(fake_logits), g_stats
 
         (loss, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
-        g_tx, _ = self.optimizers(hp)
-        updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
+        updates, g_opt_state = self.optimizer(hp.lr_g, hp).update(grads, state.g_opt_state, state.g_params)
         metrics = {"g_loss": loss, "g_grad_norm": _grad_norm(grads, log)}
         return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=g_opt_state,
                              g_stats=g_stats), metrics
-
-    def step(self, state: TrainState, hp: HParams) -> tuple[TrainState, Metrics]:
-        """One training step (`update`), checked for divergence: `run` with one step per window."""
-        return self._window(state, hp, 1)
 
     def update(self, state: TrainState, hp: HParams, log=True) -> tuple[TrainState, Metrics]:
         """`n_disc` D updates then `n_gen` G updates, then G's moving average; no divergence check.
@@ -232,60 +225,22 @@ class GAN:
         metrics.update(g_metrics)
         return state.replace(step=state.step + 1), metrics
 
-    @staticmethod
-    def _learned(s: TrainState) -> dict:
-        """What training changes and a frozen member keeps, by TrainState field name."""
-        return {name: getattr(s, name) for name in ("g_params", "d_params", "g_ema", "g_opt_state",
-                                                    "d_opt_state", "g_stats")}
-
-    @staticmethod
-    def _finite(tree) -> jax.Array:
-        return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-    def _window(self, start: TrainState, hp: HParams, length: int) -> tuple[TrainState, Metrics]:
-        """`length` steps from `start`, and the first step's metrics (later steps skip the gradient
-        norms). Divergence is checked once, at the end (a check and a select over the whole state after
-        every step cost R2 about a fifth of its speed): a member whose losses or parameters went
-        non-finite anywhere in the window is frozen at `start`, its last checked state, and flagged with
-        `start.step`. A member frozen earlier stays frozen; the step counter advances regardless."""
-        def one_step(i, carry):
-            state, finite, logged = carry
-            state, metrics = self.update(state, hp, log=i == 0)
-            logged = jax.tree.map(lambda m, old: jnp.where(i == 0, m, old), metrics, logged)
-            return state, finite & jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"]), logged
-
-        # initial carries made from start.step, so that they vary over members as the loop's outputs do
-        like = lambda shape, dtype: jnp.zeros_like(start.step, dtype, shape)  # noqa: E731
-        logged = jax.tree.map(lambda m: like(m.shape, m.dtype), jax.eval_shape(self.update, start, hp)[1])
-        end, finite, metrics = jax.lax.fori_loop(0, length, one_step, (start, ~like((), bool), logged))
-        healthy = start.diverged_at < 0
-        keep = healthy & finite & self._finite((end.g_params, end.d_params, end.g_stats))
-        kept = jax.tree.map(lambda e, s: jnp.where(keep, e, s), self._learned(end), self._learned(start))
-        return end.replace(**kept, diverged_at=jnp.where(healthy & ~keep, start.step, start.diverged_at)), metrics
+    # -- the loop (gan_jax.loop), bound to this GAN -------------------------------------------------
+    def step(self, state: TrainState, hp: HParams) -> tuple[TrainState, Metrics]:
+        """One training step, checked for divergence (`loop.step`)."""
+        return loop.step(self, state, hp)
 
     def run(self, state: TrainState, hp: HParams, num_steps: int) -> tuple[TrainState, Metrics]:
-        """`num_steps` steps in one scan, in windows of `log_every` steps (the last may be shorter), each
-        checked for divergence at its end (see `_window`); the metrics of each window's first step,
-        stacked along a leading axis."""
-        if num_steps < 1:
-            raise ValueError(f"num_steps must be a positive integer, got {num_steps}")
-        window = min(self.cfg.log_every, num_steps)
-
-        state, logged = jax.lax.scan(lambda s, _: self._window(s, hp, window), state, None,
-                                     length=num_steps // window)
-        remainder = num_steps % window
-        if remainder:
-            state, last = self._window(state, hp, remainder)
-            logged = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), logged, last)
-        return state, logged
+        """`num_steps` steps in one scan, checked for divergence once per logged window (`loop.run`)."""
+        return loop.run(self, state, hp, num_steps)
 
 
-def make_train(cfg: Config, sampler: data.Sampler | None = None,
+def make_train(cfg: Config, steps: int, sampler: data.Sampler | None = None,
                data_dim: int | None = None) -> Callable[[HParams, jax.Array], tuple[TrainState, Metrics]]:
-    """A pure `train(hp, key) -> (final_state, metrics)` for `cfg.steps` steps; vmap it to sweep."""
+    """A pure `train(hp, key) -> (final_state, metrics)` for `steps` steps; vmap it to sweep."""
     gan = GAN.from_config(cfg, sampler, data_dim)
 
     def train(hp: HParams, key: jax.Array):
-        return gan.run(gan.init(hp, key), hp, cfg.steps)
+        return gan.run(gan.init(key), hp, steps)
 
     return train

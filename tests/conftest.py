@@ -1,13 +1,64 @@
+"""Shared test settings and helpers.
+
+Every test sees exactly 2 CPU devices, whatever order the files are collected in: the count is pinned
+here, before JAX starts its backend (a test that needs another count runs a subprocess with its own
+XLA_FLAGS). Compiled programs are cached on disk for the session, so the many tests that compile the
+same small programs compile them once.
+"""
+import contextlib
+import importlib
+import io
+import os
 import pathlib
+import subprocess
+import sys
+import tempfile
+from typing import NamedTuple
 
-import pytest
+os.environ["XLA_FLAGS"] = " ".join(
+    [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    + ["--xla_force_host_platform_device_count=2"])
+os.environ["JAX_PLATFORMS"] = "cpu"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="gan_jax_test_cache_"))
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
-from gan_jax.config import Config
+import pytest  # noqa: E402
+
+from gan_jax.config import Config  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist-test"
+needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST not found at {SHARED_MNIST}")
+
+
+class Ran(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_module(*args, timeout=300, env=None) -> Ran:
+    """`python -m <module> <args>` in a subprocess (for what needs a process of its own: signals,
+    other device counts, several processes)."""
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env=env)
+    return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_main(module: str, *args) -> Ran:
+    """An entry point's `main(args)` in this process, as a user runs it (exit status, stdout, stderr),
+    without a new interpreter and JAX start-up per call."""
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            importlib.import_module(module).main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return Ran(code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture
 def tiny_cfg() -> Config:
     """R1's model on small batches: fast enough to run hundreds of steps in a test."""
-    return Config(batch_size=64, steps=40, log_every=10)
+    return Config(batch_size=64, log_every=10)

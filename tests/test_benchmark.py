@@ -6,8 +6,9 @@ import sys
 import jax
 import pytest
 
-from conftest import REPO
-from gan_jax.config import Config, default_hparams
+from conftest import REPO, run_main
+from gan_jax.config import Config
+from gan_jax.optim import default_hparams
 from gan_jax.train import GAN
 
 
@@ -16,23 +17,21 @@ def dense(fan_in: int, fan_out: int) -> int:
 
 
 def r1_state_bytes_by_hand() -> int:
-    """R1: G 2-16-16-2 and D 2-16-16-2(features)-1, float32; RMSProp keeps one slot (nu) per parameter and,
-    per optimizer, an int32 step count and 4 injected float32 scalars (learning_rate, decay, eps,
-    initial_scale); G's moving average is a second copy of G; the member's key is 2 x uint32, step and
-    diverged_at int32."""
+    """R1: G 2-16-16-2 and D 2-16-16-2(features)-1, float32; RMSProp keeps one slot (nu) per parameter and
+    nothing else (no hyperparameter lives in the state); G's moving average is a second copy of G; the
+    member's key is 2 x uint32, step and diverged_at int32."""
     g_params = dense(2, 16) + dense(16, 16) + dense(16, 2)
     params = g_params + dense(2, 16) + dense(16, 16) + dense(16, 2) + dense(2, 1)
     assert params == 711
-    return 4 * (2 * params + g_params + 2 * (1 + 4)) + 8 + 4 + 4
+    return 4 * (2 * params + g_params) + 8 + 4 + 4
 
 
 def r2_state_bytes_by_hand() -> int:
     """R2: G 100-128-128-784 and D 784-128-128-1; Adam keeps two slots (mu, nu) per parameter and, per
-    optimizer, 2 int32 counts (inject_hyperparams', Adam's) and 5 injected scalars (learning_rate, b1, b2,
-    eps, eps_root); G's moving average is a second copy of G."""
+    optimizer, an int32 count; G's moving average is a second copy of G."""
     g_params = dense(100, 128) + dense(128, 128) + dense(128, 784)
     params = g_params + dense(784, 128) + dense(128, 128) + dense(128, 1)
-    return 4 * (3 * params + g_params + 2 * (2 + 5)) + 8 + 4 + 4
+    return 4 * (3 * params + g_params + 2) + 8 + 4 + 4
 
 
 def run_benchmark(*args, timeout=300):
@@ -50,9 +49,9 @@ def test_tiny_benchmark_reports_rates_and_state_bytes(tmp_path):
     report = json.loads(out.read_text())
     assert {"jax", "devices", "n_devices", "cpu_count", "gpu"} <= set(report["platform"])
 
-    state = GAN.from_config(Config()).init(default_hparams("rmsprop").as_arrays(), jax.random.key(0))
+    state = GAN.from_config(Config()).init(jax.random.key(0))
     r1_bytes = sum(x.nbytes for x in jax.tree.leaves(state))
-    assert r1_bytes == r1_state_bytes_by_hand() == 7160
+    assert r1_bytes == r1_state_bytes_by_hand() == 7120
 
     assert report["r1"]["naive"]["steps_per_s"] > 0 and report["r2"]["naive"]["steps_per_s"] > 0
     emulated = report["emulated_devices"]
@@ -77,6 +76,6 @@ def test_tiny_benchmark_reports_rates_and_state_bytes(tmp_path):
 
 @pytest.mark.parametrize("flags", [["--members", "0"], ["--members", "4,x"], ["--repeats", "0"], ["--no-such-flag"]])
 def test_bad_flag_exits_2(flags, tmp_path):
-    proc = run_benchmark(*flags, "--out", str(tmp_path / "bench.json"), timeout=120)
+    proc = run_main("experiments.benchmark", *flags, "--out", tmp_path / "bench.json")
     assert proc.returncode == 2 and "error" in proc.stderr
     assert not (tmp_path / "bench.json").exists()

@@ -53,5 +53,7 @@ def test_samplers_are_pure_functions_of_the_key():
 
 
 def test_unknown_dataset():
-    with pytest.raises(KeyError, match="ring8"):
+    from gan_jax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ring8"):
         toy.get_dataset("swiss_roll")

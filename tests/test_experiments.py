@@ -1,23 +1,17 @@
 """The experiment entry points as a user runs them: flags, errors, and the run-directory contract."""
 import json
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import run_main
 from gan_jax.rundir import read_metrics
 
 R1_FIGURES = {"real_data.png", "losses.png", "samples_grid.png", "samples.gif", "final_samples_per_seed.png",
               "features_d_update.png", "features_g_update.png", "eval_metrics.png"}
 
 
-def run_module(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
-
-
 def test_help_lists_every_setting_with_default():
-    out = run_module("experiments.toy_quadratic", "--help").stdout
+    out = run_main("experiments.toy_quadratic", "--help").stdout
     for flag in ("--seeds", "--seed", "--steps", "--batch-size", "--lr", "--lr-g", "--lr-d", "--loss",
                  "--optimizer", "--log-every", "--out", "--full", "--n-disc", "--n-gen", "--real-label",
                  "--snapshot-every", "--data", "--raw-data", "--beta1", "--beta2", "--g-hidden", "--d-hidden",
@@ -40,32 +34,41 @@ def test_help_lists_every_setting_with_default():
     (["--g-hidden", "16,0"], "--g-hidden"),
     (["--d-hidden", "a,b"], "--d-hidden"),
     (["--ema-decay", "1"], "--ema-decay"),
+    (["--seeds", "100000000"], "--seeds"),  # 712 GB of state: refused before a member is built
+    (["--batch-size", "1000000000"], "--batch-size"),  # the compiled step's temporaries: refused before allocating
 ])
 def test_bad_input_exits_2_with_one_line_before_writing(tmp_path, flags, setting):
     out = tmp_path / "run"
-    proc = run_module("experiments.toy_quadratic", *flags, "--out", str(out))
+    proc = run_main("experiments.toy_quadratic", *flags, "--out", out)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and setting in lines[0], proc.stderr
     assert not out.exists()
 
 
+def test_out_below_a_file_exits_2_with_one_line(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    proc = run_main("experiments.toy_quadratic", "--out", tmp_path / "file" / "run", "--steps", "10")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "is a file, not a directory" in lines[0], proc.stderr
+    assert (tmp_path / "file").read_text() == "not a directory" and sorted(tmp_path.iterdir()) == [tmp_path / "file"]
+
+
 def test_refuses_to_overwrite_a_run(tmp_path):
     (tmp_path / "keep.txt").write_text("earlier work")
-    proc = run_module("experiments.toy_quadratic", "--out", str(tmp_path), "--steps", "10")
+    proc = run_main("experiments.toy_quadratic", "--out", tmp_path, "--steps", "10")
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
     assert (tmp_path / "keep.txt").read_text() == "earlier work"
 
 
 def test_toy_quadratic_writes_the_run_directory_contract(tmp_path):
     out = tmp_path / "run"
-    proc = run_module("experiments.toy_quadratic", "--seeds", "2", "--seed", "5", "--steps", "300",
-                      "--snapshot-every", "100", "--log-every", "50", "--lr-d", "2e-3", "--out", str(out),
-                      "--no-progress")
+    proc = run_main("experiments.toy_quadratic", "--seeds", "2", "--seed", "5", "--steps", "300",
+                    "--snapshot-every", "100", "--log-every", "50", "--lr-d", "2e-3", "--out", out, "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert R1_FIGURES <= {p.name for p in (out / "figures").iterdir()}
     config = json.loads((out / "config.json").read_text())
-    assert config["config"]["steps"] == 300 and config["seeds"] == [5, 6]
+    assert config["steps"] == 300 and config["seeds"] == [5, 6]
     all_rows = read_metrics(out / "metrics.jsonl")
     rows = [r for r in all_rows if "d_loss" in r]
     eval_rows = [r for r in all_rows if "eval_curve_distance" in r]
@@ -93,9 +96,23 @@ def test_toy_quadratic_writes_the_run_directory_contract(tmp_path):
 
 def test_a_diverging_run_is_reported(tmp_path):
     out = tmp_path / "run"
-    proc = run_module("experiments.toy_quadratic", "--seeds", "2", "--steps", "100", "--snapshot-every", "50",
-                      "--lr-g", "1e30", "--out", str(out), "--no-progress")
+    proc = run_main("experiments.toy_quadratic", "--seeds", "2", "--steps", "100", "--snapshot-every", "50",
+                    "--lr-g", "1e30", "--out", out, "--no-progress", "--no-figures")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert [d["seed"] for d in summary["diverged"]] == [0, 1]
     assert "diverged (frozen as they were at the step given): member 0 (seed 0) at step" in proc.stdout
+
+
+def test_a_members_numbers_do_not_depend_on_the_run_it_was_in(tmp_path):
+    """Seed 2 in a 4-member run and alone: every metrics.jsonl row the same (training and evaluation),
+    but for the member index. Evaluation latents come from a named stream, not from the first seed."""
+    flags = ["--steps", "40", "--log-every", "10", "--snapshot-every", "20", "--no-progress", "--no-figures"]
+    assert run_main("experiments.toy_quadratic", "--seeds", "4", "--out", tmp_path / "four", *flags).returncode == 0
+    assert run_main("experiments.toy_quadratic", "--seeds", "1", "--seed", "2", "--out", tmp_path / "one",
+                    *flags).returncode == 0
+    without_member = lambda rows: [{k: v for k, v in r.items() if k != "member"} for r in rows]  # noqa: E731
+    in_four = [r for r in read_metrics(tmp_path / "four" / "metrics.jsonl") if r["seed"] == 2]
+    alone = read_metrics(tmp_path / "one" / "metrics.jsonl")
+    assert len(alone) == 4 + 3 and any("eval_curve_distance" in r for r in alone)  # 4 logged, 3 evaluations
+    assert without_member(in_four) == without_member(alone)

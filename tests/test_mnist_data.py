@@ -78,7 +78,7 @@ def test_missing_split_is_named(tmp_path):
     with pytest.raises(DataError, match="split 'train' not found .* missing train-images-idx3-ubyte, "
                                         "train-labels-idx1-ubyte.*found: t10k-images"):
         mnist.load_idx(tmp_path, "train")
-    with pytest.raises(DataError, match="does not exist; pass --data-dir"):
+    with pytest.raises(DataError, match="does not exist; pass `data_dir`"):
         mnist.load_idx(tmp_path / "nowhere", "train")
 
 
@@ -106,7 +106,7 @@ def test_tfds_failure_becomes_one_clear_error(monkeypatch):
 
     monkeypatch.setattr(tfds, "builder", offline)
     with pytest.raises(DataError, match=r"could not provide mnist/train \(ConnectionError: Failed to establish.*"
-                                        r"pass --data-dir DIR"):
+                                        r"pass `data_dir`, a directory holding the IDX files"):
         mnist.load("mnist", "train")
     with pytest.raises(DataError, match="unknown dataset 'cifar10'"):
         mnist.load("cifar10", "train")
@@ -144,6 +144,6 @@ def test_tfds_without_network_fails_at_once_naming_the_host(monkeypatch, tmp_pat
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     start = time.perf_counter()
     with pytest.raises(DataError, match=r"needs to download mnist from storage\.googleapis\.com, which cannot be "
-                                        r"reached .*; pass --data-dir DIR"):
+                                        r"reached .*; pass `data_dir`"):
         mnist.load("mnist", "train")
     assert time.perf_counter() - start < 20  # TFDS's own retries take minutes

@@ -5,13 +5,12 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import mnist_gan
-from gan_jax.config import default_hparams
+from conftest import SHARED_MNIST, needs_mnist, run_main
+from gan_jax import presets
 from gan_jax.data import mnist
+from gan_jax.optim import default_hparams
 from gan_jax.sweep import Sweep, member_keys, stack_hparams
 from gan_jax.train import GAN
-from test_experiments import run_module
-from test_mnist_data import SHARED_MNIST
 
 
 def n_params(tree):
@@ -19,8 +18,7 @@ def n_params(tree):
 
 
 def preset_gan(name, images, labels=None, **changes):
-    cfg, _ = mnist_gan.PRESETS[name]
-    cfg = cfg.replace(**changes)
+    cfg = presets.get(name).config.replace(**changes)
     scale = "sigmoid" if cfg.generator.output_activation == "sigmoid" else "tanh"
     return GAN.from_config(cfg, mnist.image_sampler(images, scale, labels), data_dim=784)
 
@@ -34,12 +32,11 @@ def synthetic_labels(n=256):
 
 
 def test_r2_and_r4_parameter_counts():
-    hp = default_hparams("adam").as_arrays()
-    r2 = preset_gan("r2", synthetic_images()).init(hp, jax.random.key(0))
+    r2 = jax.eval_shape(preset_gan("r2", synthetic_images()).init, jax.random.key(0))  # shapes only
     # G 100-128-128-784, D 784-128-128-1: weights + biases by hand
     assert n_params(r2.g_params) == (100 * 128 + 128) + (128 * 128 + 128) + (128 * 784 + 784) == 130_576
     assert n_params(r2.d_params) == (784 * 128 + 128) + (128 * 128 + 128) + (128 + 1) == 117_121
-    r4 = preset_gan("r4", synthetic_images()).init(hp, jax.random.key(0))
+    r4 = jax.eval_shape(preset_gan("r4", synthetic_images()).init, jax.random.key(0))
     assert n_params(r4.g_params) == 114_064 and n_params(r4.d_params) == 100_609
 
 
@@ -48,16 +45,16 @@ def test_r2_vmapped_members_equal_single_runs():
     hps = [default_hparams("adam", lr) for lr in (1e-3, 2e-4)]
     sweep = Sweep(gan, 2)
     hp = stack_hparams(hps)
-    state = jax.device_get(sweep.run(sweep.init(hp, member_keys([3, 4])), hp, 20)[0])  # host copy: see test_train
+    state = jax.device_get(sweep.run(sweep.init(member_keys([3, 4])), hp, 20)[0])  # host copy: see test_train
     for i, (seed, single_hp) in enumerate(zip([3, 4], hps)):
-        single = gan.init(single_hp.as_arrays(), jax.random.key(seed))
+        single = jax.jit(gan.init)(jax.random.key(seed))
         single, _ = jax.jit(gan.run, static_argnums=2)(single, single_hp.as_arrays(), 20)
         for a, b in zip(jax.tree.leaves(state.g_params), jax.tree.leaves(single.g_params)):
             np.testing.assert_allclose(np.asarray(a[i]), np.asarray(b), rtol=1e-4, atol=1e-5)
 
 
 def test_dcgan_parameter_counts():
-    state = preset_gan("dcgan", synthetic_images()).init(default_hparams("adam").as_arrays(), jax.random.key(0))
+    state = jax.eval_shape(preset_gan("dcgan", synthetic_images()).init, jax.random.key(0))
     # G: dense 100 -> 7*7*64 (no bias), BN(64) scale+shift, convT 4x4 64->32 (no bias), BN(32), convT 4x4 32->1 + bias
     assert n_params(state.g_params) == 100 * 7 * 7 * 64 + 2 * 64 + 16 * 64 * 32 + 2 * 32 + 16 * 32 + 1 == 347_073
     assert n_params(state.g_stats) == 2 * 64 + 2 * 32  # running mean and variance per channel, per member
@@ -75,9 +72,9 @@ def test_dcgan_vmapped_members_equal_single_runs_batch_norm_included(preset, opt
     hps = [default_hparams(optimizer, lr, beta1=0.5) for lr in (2e-4, 1e-3)]
     sweep = Sweep(gan, 2)
     hp = stack_hparams(hps)
-    state = jax.device_get(sweep.run(sweep.init(hp, member_keys([3, 4])), hp, steps)[0])  # host copy: see test_train
+    state = jax.device_get(sweep.run(sweep.init(member_keys([3, 4])), hp, steps)[0])  # host copy: see test_train
     for i, (seed, single_hp) in enumerate(zip([3, 4], hps)):
-        single = gan.init(single_hp.as_arrays(), jax.random.key(seed))
+        single = jax.jit(gan.init)(jax.random.key(seed))
         single, _ = jax.jit(gan.run, static_argnums=2)(single, single_hp.as_arrays(), steps)
         mine = jax.tree.map(lambda a: a[i], (state.g_params, state.g_stats, state.d_params))
         theirs = (single.g_params, single.g_stats, single.d_params)
@@ -92,14 +89,13 @@ def test_dcgan_vmapped_members_equal_single_runs_batch_norm_included(preset, opt
 def test_conditional_gan_needs_a_labelled_sampler():
     gan = preset_gan("cgan", synthetic_images())  # no labels given to the sampler
     with pytest.raises(TypeError, match="returning \\(x, labels\\)"):
-        gan.step(gan.init(default_hparams("adam").as_arrays(), jax.random.key(0)), default_hparams("adam").as_arrays())
+        gan.step(gan.init(jax.random.key(0)), default_hparams("adam").as_arrays())
 
 
 def test_r3_is_r2_with_label_smoothing_and_dropout():
-    r2, r2_hp = mnist_gan.PRESETS["r2"]
-    r3, r3_hp = mnist_gan.PRESETS["r3"]
-    assert r3.discriminator.dropout == 0.3 and r3_hp == {"real_label": 0.9} and r2_hp == {}
-    assert r3.replace(discriminator=r2.discriminator) == r2
+    r2, r3 = presets.get("r2"), presets.get("r3")
+    assert r3.config.discriminator.dropout == 0.3 and r3.hparams == r2.hparams.replace(real_label=0.9)
+    assert r3.config.replace(discriminator=r2.config.discriminator) == r2.config
 
 
 def mean_image_error(images01: np.ndarray, real01: np.ndarray) -> float:
@@ -109,15 +105,16 @@ def mean_image_error(images01: np.ndarray, real01: np.ndarray) -> float:
 
 def nearest_real_distance(images01: np.ndarray, real01: np.ndarray) -> float:
     """Mean over generated images of the RMS pixel distance to the nearest real image."""
-    return float(np.sqrt(((images01[:, None] - real01[None]) ** 2).mean(-1)).min(1).mean())
+    sq = (images01 ** 2).sum(1)[:, None] + (real01 ** 2).sum(1)[None] - 2 * images01 @ real01.T  # |a - b|^2
+    return float(np.sqrt(np.maximum(sq, 0) / images01.shape[1]).min(1).mean())
 
 
-@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST not present at {SHARED_MNIST}")
+@needs_mnist
 def test_r2_moves_from_noise_toward_real_digits():
     images = mnist.load("mnist", "test", SHARED_MNIST).images
     gan = preset_gan("r2", images)
     hp = default_hparams("adam").as_arrays()
-    state = gan.init(hp, jax.random.key(0))
+    state = jax.jit(gan.init)(jax.random.key(0))
     z = gan.sample_noise(jax.random.key(1), 500)
     real01 = images[:1000].reshape(-1, 784) / 255.0
 
@@ -134,7 +131,7 @@ def test_r2_moves_from_noise_toward_real_digits():
     assert nn_after < 0.75 * nn_before, (nn_before, nn_after)
 
 
-@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST not present at {SHARED_MNIST}")
+@needs_mnist
 def test_cgan_draws_the_digit_it_is_asked_for():
     """The cgan preset's grid rows must be the right digits: the shipped classifier reads its samples as
     the asked-for digit far above chance (0.1) after 4,000 steps; untrained, near chance."""
@@ -142,7 +139,7 @@ def test_cgan_draws_the_digit_it_is_asked_for():
 
     data = mnist.load("mnist", "test", SHARED_MNIST)
     gan = preset_gan("cgan", data.images, data.labels)
-    hp = default_hparams("adam", beta1=mnist_gan.PRESETS["cgan"][1]["beta1"]).as_arrays()
+    hp = presets.get("cgan").hparams.as_arrays()
     classifier = mnist_eval.load_classifier()
     z, asked = gan.sample_latent(jax.random.key(1), 1000)
 
@@ -150,7 +147,7 @@ def test_cgan_draws_the_digit_it_is_asked_for():
         logits, _ = mnist_eval.classify(classifier, (gan.generate(state.g_params, z, asked) + 1) / 2)
         return float(np.mean(np.argmax(logits, -1) == asked))
 
-    state = gan.init(hp, jax.random.key(0))
+    state = jax.jit(gan.init)(jax.random.key(0))
     before = label_accuracy(state)
     state, _ = jax.jit(gan.run, static_argnums=2)(state, hp, 4000)
     after = label_accuracy(state)
@@ -160,22 +157,21 @@ def test_cgan_draws_the_digit_it_is_asked_for():
 
 def test_no_data_and_no_network_exits_2_with_one_line(tmp_path):
     out = tmp_path / "run"
-    proc = run_module("experiments.mnist_gan", "--data-dir", str(tmp_path / "missing"), "--out", str(out))
+    proc = run_main("experiments.mnist_gan", "--data-dir", tmp_path / "missing", "--out", out)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "does not exist; pass --data-dir" in lines[0], proc.stderr
     assert not out.exists()
 
 
-@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST not present at {SHARED_MNIST}")
+@needs_mnist
 def test_mnist_gan_runs_on_the_shared_test_split(tmp_path):
     out = tmp_path / "run"
     # 4 seeds: 2 members per device on a 2-core machine, where the vmapped MNIST metrics once hung
-    proc = run_module("experiments.mnist_gan", "--preset", "r4", "--data-dir", str(SHARED_MNIST), "--seeds", "4",
-                      "--steps", "100", "--log-every", "10", "--snapshot-every", "50", "--out", str(out),
-                      "--no-progress")
+    proc = run_main("experiments.mnist_gan", "--preset", "r4", "--data-dir", SHARED_MNIST, "--seeds", "4",
+                    "--steps", "100", "--log-every", "10", "--snapshot-every", "50", "--out", out, "--no-progress")
     assert proc.returncode == 0, proc.stderr
-    assert "mnist/test: 10000 images" in proc.stdout  # auto split: no train split there, so test
+    assert "mnist/test from " in proc.stdout  # auto split: no train split there, so test
     assert "training on 8000 images; 2000 held out" in proc.stdout and "classifier_score over seeds" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["real_reference"]["classifier_score"] > 9.5 and summary["over_seeds"]["eval_frechet_distance"]["n"] == 4

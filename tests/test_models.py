@@ -1,3 +1,5 @@
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -6,6 +8,16 @@ import pytest
 
 from gan_jax import models
 from gan_jax.config import Config, DiscriminatorConfig, GeneratorConfig
+
+
+def init(module, *args):
+    """module.init, jitted: flax's eager init dispatches op by op (over 4 s for a DCGAN generator)."""
+    return jax.jit(module.init)(*args)
+
+
+def apply(module, variables, *args, **kwargs):
+    """module.apply, jitted (keyword arguments such as train, mutable and rngs fixed)."""
+    return jax.jit(functools.partial(module.apply, **kwargs))(variables, *args)
 
 
 def n_params(params) -> int:
@@ -17,36 +29,36 @@ def dense(n_in, n_out):  # weights + biases
 
 
 def test_r1_parameter_counts_and_shapes():
-    g = models.make_generator(Config(generator=GeneratorConfig(hidden=(16, 16))), out_dim=2)
-    d = models.make_discriminator(Config(discriminator=DiscriminatorConfig(hidden=(16, 16), feature_dim=2)))
-    g_params = g.init(jax.random.key(0), jnp.zeros((1, 2)))["params"]
-    d_params = d.init(jax.random.key(1), jnp.zeros((1, 2)))["params"]
+    g, d = models.make_models(Config(generator=GeneratorConfig(hidden=(16, 16)),
+                                     discriminator=DiscriminatorConfig(hidden=(16, 16), feature_dim=2)), 2)
+    g_params = init(g, jax.random.key(0), jnp.zeros((1, 2)))["params"]
+    d_params = init(d, jax.random.key(1), jnp.zeros((1, 2)))["params"]
     # G: 2->16->16->2; D: 2->16->16->2 (features) ->1 (logit)
     assert n_params(g_params) == dense(2, 16) + dense(16, 16) + dense(16, 2) == 354
     assert n_params(d_params) == dense(2, 16) + dense(16, 16) + dense(16, 2) + dense(2, 1) == 357
-    x = g.apply({"params": g_params}, jnp.ones((7, 2)))
-    logits, features = d.apply({"params": d_params}, x)
+    x = apply(g, {"params": g_params}, jnp.ones((7, 2)))
+    logits, features = apply(d, {"params": d_params}, x)
     assert x.shape == (7, 2) and logits.shape == (7,) and features.shape == (7, 2)
 
 
 def test_r4_parameter_counts():
-    g = models.make_generator(Config(generator=GeneratorConfig(hidden=(128,), activation="relu", output_activation="sigmoid",
-                                              kernel_init="r4_xavier")), out_dim=784)
-    d = models.make_discriminator(Config(discriminator=DiscriminatorConfig(
-        hidden=(128,), feature_dim=None, activation="relu", kernel_init="r4_xavier")))
-    g_params = g.init(jax.random.key(0), jnp.zeros((1, 100)))["params"]
-    d_params = d.init(jax.random.key(0), jnp.zeros((1, 784)))["params"]
+    g, d = models.make_models(Config(
+        generator=GeneratorConfig(hidden=(128,), activation="relu", output_activation="sigmoid", kernel_init="r4_xavier"),
+        discriminator=DiscriminatorConfig(hidden=(128,), feature_dim=None, activation="relu", kernel_init="r4_xavier")),
+        784)
+    g_params = init(g, jax.random.key(0), jnp.zeros((1, 100)))["params"]
+    d_params = init(d, jax.random.key(0), jnp.zeros((1, 784)))["params"]
     assert n_params(g_params) == 100 * 128 + 128 + 128 * 784 + 784 == 114_064
     assert n_params(d_params) == 784 * 128 + 128 + 128 + 1 == 100_609
-    x = g.apply({"params": g_params}, jnp.ones((3, 100)))
+    x = apply(g, {"params": g_params}, jnp.ones((3, 100)))
     assert x.shape == (3, 784) and float(x.min()) >= 0 and float(x.max()) <= 1  # sigmoid output
-    logits, features = d.apply({"params": d_params}, x)
+    logits, features = apply(d, {"params": d_params}, x)
     assert logits.shape == (3,) and features.shape == (3, 128)  # no feature layer: last hidden
 
 
 def test_glorot_uniform_default_and_zero_biases():
-    g = models.make_generator(Config(generator=GeneratorConfig(hidden=(64,))), out_dim=32)
-    params = g.init(jax.random.key(0), jnp.zeros((1, 16)))["params"]
+    g = models.make_models(Config(generator=GeneratorConfig(hidden=(64,))), 32)[0]
+    params = init(g, jax.random.key(0), jnp.zeros((1, 16)))["params"]
     kernel = np.asarray(params["Dense_0"]["kernel"])
     limit = np.sqrt(6 / (16 + 64))  # Glorot-uniform bound, TF1's tf.layers.dense default
     assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit
@@ -61,19 +73,19 @@ def test_leaky_relu_slope_is_configurable():
 
 @pytest.mark.parametrize("name", sorted(models.ACTIVATIONS))
 def test_every_activation_builds(name):
-    g = models.make_generator(Config(generator=GeneratorConfig(hidden=(8,), activation=name, output_activation=name)), out_dim=3)
-    params = g.init(jax.random.key(0), jnp.zeros((1, 2)))
-    assert g.apply(params, jnp.ones((4, 2))).shape == (4, 3)
+    g = models.make_models(Config(generator=GeneratorConfig(hidden=(8,), activation=name, output_activation=name)), 3)[0]
+    params = init(g, jax.random.key(0), jnp.zeros((1, 2)))
+    assert apply(g, params, jnp.ones((4, 2))).shape == (4, 3)
 
 
 def test_dropout_only_in_training_mode():
-    d = models.make_discriminator(Config(discriminator=DiscriminatorConfig(hidden=(256,), feature_dim=None, dropout=0.5)))
+    d = models.make_models(Config(discriminator=DiscriminatorConfig(hidden=(256,), feature_dim=None, dropout=0.5)), 1)[1]
     x = jnp.ones((4, 2))
-    params = d.init(jax.random.key(0), x)
-    eval_a, _ = d.apply(params, x)
-    eval_b, _ = d.apply(params, x)
-    train_a, feats = d.apply(params, x, train=True, rngs={"dropout": jax.random.key(1)})
-    train_b, _ = d.apply(params, x, train=True, rngs={"dropout": jax.random.key(2)})
+    params = init(d, jax.random.key(0), x)
+    eval_a, _ = apply(d, params, x)
+    eval_b, _ = apply(d, params, x)
+    train_a, feats = apply(d, params, x, train=True, rngs={"dropout": jax.random.key(1)})
+    train_b, _ = apply(d, params, x, train=True, rngs={"dropout": jax.random.key(2)})
     np.testing.assert_array_equal(eval_a, eval_b)
     assert not np.allclose(train_a, train_b)
     zero_share = float(jnp.mean(feats == 0))  # leaky_relu is never exactly 0 here, so zeros are dropped units
@@ -86,33 +98,33 @@ DCGAN = Config(architecture="dcgan", image_shape=(28, 28, 1), latent_dim=100,
 
 
 def test_dcgan_parameter_counts_and_shapes():
-    g, d = models.make_generator(DCGAN, 784), models.make_discriminator(DCGAN)
-    g_vars = g.init(jax.random.key(0), jnp.zeros((1, 100)))
-    d_vars = d.init(jax.random.key(1), jnp.zeros((1, 784)))
+    g, d = models.make_models(DCGAN, 784)
+    g_vars = init(g, jax.random.key(0), jnp.zeros((1, 100)))
+    d_vars = init(d, jax.random.key(1), jnp.zeros((1, 784)))
     # G: dense 100 -> 7*7*128 (no bias), BN(128), convT 4x4 128->64 (no bias), BN(64), convT 4x4 64->1 + bias
     g_count = 100 * 7 * 7 * 128 + 2 * 128 + 4 * 4 * 128 * 64 + 2 * 64 + 4 * 4 * 64 * 1 + 1
     assert n_params(g_vars["params"]) == g_count == 759_681
     assert n_params(g_vars["batch_stats"]) == 2 * 128 + 2 * 64  # mean and variance per channel
     # D: conv 4x4 1->64 + bias, conv 4x4 64->128 + bias, dense 7*7*128 -> 1
     assert n_params(d_vars["params"]) == (16 * 64 + 64) + (16 * 64 * 128 + 128) + (7 * 7 * 128 + 1) == 138_561
-    x = g.apply(g_vars, jnp.ones((3, 100)))
+    x = apply(g, g_vars, jnp.ones((3, 100)))
     assert x.shape == (3, 784) and float(jnp.abs(x).max()) <= 1
-    logits, features = d.apply(d_vars, x)
+    logits, features = apply(d, d_vars, x)
     assert logits.shape == (3,) and features.shape == (3, 7 * 7 * 128)
 
 
 def test_batch_norm_train_mode_uses_batch_statistics_and_updates_averages():
-    g = models.make_generator(DCGAN, 784)
-    g_vars = g.init(jax.random.key(0), jnp.zeros((1, 100)))
+    g = models.make_models(DCGAN, 784)[0]
+    g_vars = init(g, jax.random.key(0), jnp.zeros((1, 100)))
     z = jax.random.normal(jax.random.key(1), (16, 100))
-    x_train, updated = g.apply(g_vars, z, train=True, mutable=["batch_stats"])
-    x_eval = g.apply(g_vars, z)
+    x_train, updated = apply(g, g_vars, z, train=True, mutable=["batch_stats"])
+    x_eval = apply(g, g_vars, z)
     assert not np.allclose(x_train, x_eval)  # batch statistics vs the initial running averages
     before, after = g_vars["batch_stats"]["BatchNorm_0"], updated["batch_stats"]["BatchNorm_0"]
     assert not np.allclose(before["mean"], after["mean"])
     # one sample's output in train mode depends on the rest of its batch; in eval mode it does not
-    assert not np.allclose(g.apply(g_vars, z[:2], train=True, mutable=["batch_stats"])[0][0], x_train[0], atol=1e-5)
-    np.testing.assert_allclose(g.apply(g_vars, z[:2])[0], x_eval[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(apply(g, g_vars, z[:2], train=True, mutable=["batch_stats"])[0][0], x_train[0], atol=1e-5)
+    np.testing.assert_allclose(apply(g, g_vars, z[:2])[0], x_eval[0], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("architecture", ["mlp", "dcgan"])
@@ -120,16 +132,16 @@ def test_conditional_models_use_the_label(architecture):
     cfg = (DCGAN if architecture == "dcgan" else Config(latent_dim=100, generator=GeneratorConfig(hidden=(32,)),
                                                          discriminator=DiscriminatorConfig(hidden=(32,))))
     cfg = cfg.replace(num_classes=10)
-    g, d = models.make_generator(cfg, 784), models.make_discriminator(cfg)
+    g, d = models.make_models(cfg, 784)
     z, labels = jnp.ones((2, 100)), jnp.array([3, 7])
-    g_vars = g.init(jax.random.key(0), z, labels)
-    d_vars = d.init(jax.random.key(1), jnp.zeros((2, 784)), labels)
-    x = g.apply(g_vars, z, labels)
+    g_vars = init(g, jax.random.key(0), z, labels)
+    d_vars = init(d, jax.random.key(1), jnp.zeros((2, 784)), labels)
+    x = apply(g, g_vars, z, labels)
     assert not np.allclose(x[0], x[1])  # same noise, different digits
-    logits, _ = d.apply(d_vars, jnp.stack([x[0], x[0]]), labels)
+    logits, _ = apply(d, d_vars, jnp.stack([x[0], x[0]]), labels)
     assert logits[0] != logits[1]
     with pytest.raises(ValueError, match="conditional"):
-        g.apply(g_vars, z)
+        apply(g, g_vars, z)
 
 
 def test_with_label_broadcasts_one_hot_over_space():
@@ -144,11 +156,11 @@ def test_with_label_broadcasts_one_hot_over_space():
 def test_conv_transpose_2x_equals_flax_conv_transpose(shape):
     x = jax.random.normal(jax.random.key(0), shape)
     mine = models.ConvTranspose2x(3)
-    params = mine.init(jax.random.key(1), x)
+    params = init(mine, jax.random.key(1), x)
     params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
     reference = nn.ConvTranspose(3, (4, 4), strides=(2, 2), padding="SAME")
-    expected = reference.apply(params, x)
-    np.testing.assert_allclose(mine.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+    expected = apply(reference, params, x)
+    np.testing.assert_allclose(apply(mine, params, x), expected, rtol=1e-5, atol=1e-5)
     assert expected.shape == (shape[0], 2 * shape[1], 2 * shape[2], 3)
 
 
@@ -156,7 +168,7 @@ def test_conv_transpose_2x_equals_flax_conv_transpose(shape):
 def test_conv_2x_equals_flax_conv(shape):
     x = jax.random.normal(jax.random.key(0), shape)
     mine = models.Conv2x(5)
-    params = jax.tree.map(lambda p: p + 0.1, mine.init(jax.random.key(1), x))
-    expected = nn.Conv(5, (4, 4), strides=(2, 2), padding="SAME").apply(params, x)
-    np.testing.assert_allclose(mine.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+    params = jax.tree.map(lambda p: p + 0.1, init(mine, jax.random.key(1), x))
+    expected = apply(nn.Conv(5, (4, 4), strides=(2, 2), padding="SAME"), params, x)
+    np.testing.assert_allclose(apply(mine, params, x), expected, rtol=1e-5, atol=1e-5)
     assert expected.shape == (shape[0], shape[1] // 2, shape[2] // 2, 5)

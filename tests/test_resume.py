@@ -6,16 +6,15 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO
+from conftest import REPO, run_main
 from gan_jax.rundir import read_metrics
-from test_experiments import run_module
 
 FLAGS = ["--seeds", "2", "--log-every", "10", "--snapshot-every", "20", "--checkpoint-every", "20", "--keep", "2",
-         "--no-progress"]
+         "--no-progress", "--no-figures"]
 
 
 def toy(out, *flags):
-    proc = run_module("experiments.toy_quadratic", *FLAGS, "--out", str(out), *flags)
+    proc = run_main("experiments.toy_quadratic", *FLAGS, "--out", out, *flags)
     assert proc.returncode == 0, proc.stderr
     return proc
 
@@ -47,8 +46,8 @@ def test_sigkill_mid_run_then_resume_finishes_with_the_same_numbers(tmp_path):
 def test_resume_with_a_shape_changing_config_is_refused(tmp_path):
     toy(tmp_path / "run", "--steps", "20")
     before = (tmp_path / "run" / "metrics.jsonl").read_text()
-    proc = run_module("experiments.toy_quadratic", *FLAGS, "--steps", "40", "--g-hidden", "32,16", "--resume",
-                      "--out", str(tmp_path / "run"))
+    proc = run_main("experiments.toy_quadratic", *FLAGS, "--steps", "40", "--g-hidden", "32,16", "--resume",
+                    "--out", tmp_path / "run")
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and "generator.hidden" in lines[-1] and "use the same config" in lines[-1], proc.stderr
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before  # nothing lost or rewritten

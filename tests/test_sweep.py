@@ -1,3 +1,5 @@
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -7,34 +9,47 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_main
 from gan_jax.sweep import Sweep, member_keys, member_mesh, stack_hparams
-from gan_jax.config import Config, default_hparams
+from gan_jax.config import Config
+from gan_jax.optim import default_hparams
 from gan_jax.train import GAN
 
 SCRIPT = textwrap.dedent("""
     import sys, jax, numpy as np
-    from gan_jax.config import Config, default_hparams
+    from gan_jax.config import Config
+    from gan_jax.optim import default_hparams
     from gan_jax.sweep import Sweep, member_keys, stack_hparams
     from gan_jax.train import GAN
-    cfg = Config(batch_size=64, log_every=10)
-    hp = stack_hparams([default_hparams("adam", lr) for lr in (1e-3, 2e-3, 5e-4, 1e-3) * 2])
-    sweep = Sweep(GAN.from_config(cfg.replace(optimizer="adam")), 8)
-    state, metrics = sweep.run(sweep.init(hp, member_keys(range(8))), hp, 30)
-    print("devices", len(sweep.mesh.devices.flat))
-    leaves = jax.tree.leaves(jax.device_get((state.g_params, state.d_params, metrics)))
-    np.savez(sys.argv[1], *leaves)
+    def main(out):
+        cfg = Config(batch_size=64, log_every=10)
+        hp = stack_hparams([default_hparams("adam", lr) for lr in (1e-3, 2e-3, 5e-4, 1e-3) * 2])
+        sweep = Sweep(GAN.from_config(cfg.replace(optimizer="adam")), 8)
+        state, metrics = sweep.run(sweep.init(member_keys(range(8))), hp, 30)
+        print("devices", len(sweep.mesh.devices.flat))
+        leaves = jax.tree.leaves(jax.device_get((state.g_params, state.d_params, metrics)))
+        np.savez(out, *leaves)
+    if __name__ == "__main__":
+        main(sys.argv[1])
 """)
 
 
 def run_script(tmp_path, n_devices):
+    """SCRIPT with `n_devices` CPU devices: here for 2 (the tests' pinned count), else in a subprocess."""
     out = tmp_path / f"out{n_devices}.npz"
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}",
-           "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert f"devices {n_devices}" in proc.stdout
+    if n_devices == len(jax.devices()):
+        namespace = {"__name__": "script"}
+        exec(SCRIPT, namespace)
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            namespace["main"](out)
+        stdout = printed.getvalue()
+    else:
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}"}
+        proc = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        stdout = proc.stdout
+    assert f"devices {n_devices}" in stdout
     with np.load(out) as f:
         return [f[k] for k in f.files]
 
@@ -57,11 +72,11 @@ def test_member_mesh_uses_devices_that_divide_members():
 
 def test_rejects_wrong_member_counts():
     sweep = Sweep(GAN.from_config(Config()), 3)
-    hp = stack_hparams([default_hparams("rmsprop")] * 3)
     with pytest.raises(ValueError, match="leading member axis of 3, got shape \\(2,\\)"):
-        sweep.init(hp, member_keys([0, 1]))
+        sweep.init(member_keys([0, 1]))
+    state = sweep.init(member_keys([0, 1, 2]))
     with pytest.raises(ValueError, match="leading member axis of 3"):
-        sweep.init(stack_hparams([default_hparams("rmsprop")] * 2), member_keys([0, 1, 2]))
+        sweep.run(state, stack_hparams([default_hparams("rmsprop")] * 2), 10)
     with pytest.raises(ValueError, match="member_block"):
         Sweep(GAN.from_config(Config()), 3, member_block=0)
 
@@ -72,9 +87,9 @@ def test_member_blocks_equal_one_vmap():
     hp = stack_hparams([default_hparams("rmsprop", lr) for lr in (1e-3, 2e-3, 1e-3, 5e-4)])
     results = []
     for block in (4, 2, 1):
-        sweep = Sweep(gan, 4, member_block=block)
+        sweep = Sweep(gan, 4, devices=jax.devices()[:1], member_block=block)  # 4 members on one device
         assert sweep.block == block
-        state, metrics = sweep.run(sweep.init(hp, member_keys([0, 1, 2, 3])), hp, 30)
+        state, metrics = sweep.run(sweep.init(member_keys([0, 1, 2, 3])), hp, 30)
         results.append((state.g_params, state.d_params, state.d_opt_state, metrics))
     for other in results[1:]:
         for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(other)):
@@ -89,7 +104,8 @@ def test_two_processes_on_localhost_equal_one_process(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    flags = ["--seeds", "4", "--steps", "40", "--log-every", "10", "--snapshot-every", "20", "--no-progress"]
+    flags = ["--seeds", "4", "--steps", "40", "--log-every", "10", "--snapshot-every", "20", "--no-progress",
+             "--no-figures"]
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
     procs = [subprocess.Popen([sys.executable, "-m", "experiments.toy_quadratic", *flags, "--out", str(tmp_path / "multi"),
                                "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
@@ -100,9 +116,7 @@ def test_two_processes_on_localhost_equal_one_process(tmp_path):
     assert "4 members x 40 steps on 2 device(s)" in outputs[0][0]
     # one writer: process 1 prints nothing of its own (only gloo's connection line) and writes no file
     assert [line for line in outputs[1][0].splitlines() if not line.startswith("[Gloo]")] == []
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-    single = subprocess.run([sys.executable, "-m", "experiments.toy_quadratic", *flags, "--out", str(tmp_path / "one")],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    single = run_main("experiments.toy_quadratic", *flags, "--out", tmp_path / "one")  # 2 devices, 1 process
     assert single.returncode == 0, single.stderr
     multi_rows = (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()
     assert len(multi_rows) == 4 * 7 and multi_rows == (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()

@@ -5,9 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from conftest import run_main
 from experiments import sweep as sweep_cli
+from gan_jax.config import HParams
+from gan_jax.members import grid
 from gan_jax.rundir import read_metrics
-from test_experiments import run_module
 
 
 def parsed(*argv):
@@ -15,7 +17,7 @@ def parsed(*argv):
 
 
 def test_help_documents_the_grid_syntax():
-    out = run_module("experiments.sweep", "--help").stdout
+    out = run_main("experiments.sweep", "--help").stdout
     assert "comma-separated" in out and "--seeds 16 --lr 1e-4,3e-4,1e-3" in out
     for flag in ("--lr", "--lr-g", "--lr-d", "--beta1", "--beta2", "--real-label", "--gp-weight", "--batch-size",
                  "--loss", "--optimizer", "--experiment", "--seeds"):
@@ -26,16 +28,17 @@ def test_help_documents_the_grid_syntax():
     (["--lr", ""], "empty value"),
     (["--lr", "1e-4,,3e-4"], "empty value"),
     (["--lr", "1e-4,fast"], "bad value"),
-    (["--lr", "1e-4,-3e-4"], "must be > 0"),
+    (["--lr", "1e-4,-3e-4"], "must be finite and in (0, inf), got -3e-4"),
     (["--seeds", "0,1,1"], "duplicate value"),
     (["--real-label", "0.9,0.9"], "duplicate value"),
     (["--loss", "non_saturating,wasserstein"], "is not one of"),
-    (["--real-label", "1.5"], "real_label"),
+    (["--real-label", "1.5"], "--real-label"),
+    (["--gp-weight", "1", "--", "--gradient-penalty", "none"], "--gradient-penalty"),
     (["--beta1", "1.2", "--", "--optimizer", "adam"], "beta1"),
 ])
 def test_bad_grid_input_exits_2_with_one_line_before_writing(tmp_path, flags, fragment):
     out = tmp_path / "sweep"
-    proc = run_module("experiments.sweep", "--out", str(out), *flags)
+    proc = run_main("experiments.sweep", "--out", out, *flags)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and fragment in lines[0], proc.stderr
     assert not out.exists()
@@ -45,9 +48,10 @@ def test_grid_is_seeds_times_settings_with_common_seeds():
     _, args, rest = parsed("--seeds", "3", "--seed", "5", "--lr", "1e-4,1e-3", "--real-label", "1,0.9",
                            "--", "--steps", "20")
     assert args.seeds == [5, 6, 7] and rest == ["--steps", "20"]
-    grid = sweep_cli.settings(args)
-    assert grid == [{"lr": 1e-4, "real_label": 1.0}, {"lr": 1e-4, "real_label": 0.9},
-                    {"lr": 1e-3, "real_label": 1.0}, {"lr": 1e-3, "real_label": 0.9}]
+    assert sweep_cli.traced_lists(args) == {"lr": [1e-4, 1e-3], "real_label": [1.0, 0.9]}
+    members = grid(args.seeds, HParams(), **sweep_cli.traced_lists(args))  # settings slowest, seeds fastest
+    assert [(m.seed, m.hparams.lr_g, m.hparams.lr_d, m.hparams.real_label) for m in members] == [
+        (seed, lr, lr, label) for lr in (1e-4, 1e-3) for label in (1.0, 0.9) for seed in (5, 6, 7)]
     assert sweep_cli.groups(args) == [{}]  # no static list: one compiled group
     _, args, _ = parsed("--batch-size", "64,128", "--loss", "hinge,least_squares")
     assert [sweep_cli.group_name(g) for g in sweep_cli.groups(args)] == [
@@ -57,9 +61,9 @@ def test_grid_is_seeds_times_settings_with_common_seeds():
 
 def test_sweep_runs_one_group_and_logs_each_members_seed_and_hparams(tmp_path):
     out = tmp_path / "sweep"
-    proc = run_module("experiments.sweep", "--seeds", "0,7", "--lr", "1e-3,3e-3", "--real-label", "1,0.9",
-                      "--out", str(out), "--", "--steps", "40", "--log-every", "10", "--snapshot-every", "20",
-                      "--no-progress")
+    proc = run_main("experiments.sweep", "--seeds", "0,7", "--lr", "1e-3,3e-3", "--real-label", "1,0.9",
+                    "--out", out, "--", "--steps", "40", "--log-every", "10", "--snapshot-every", "20",
+                    "--no-progress", "--no-figures")
     assert proc.returncode == 0, proc.stderr
     assert "group all: 8 members (4 settings x 2 seeds), one compiled program" in proc.stdout
     config = json.loads((out / "all" / "config.json").read_text())
@@ -71,9 +75,9 @@ def test_sweep_runs_one_group_and_logs_each_members_seed_and_hparams(tmp_path):
         (i, *m) for i, m in enumerate(expected)}
     # members with the same seed and settings as a plain run equal that run's numbers
     single = tmp_path / "single"
-    proc = run_module("experiments.toy_quadratic", "--seeds", "1", "--seed", "7", "--lr", "3e-3", "--real-label",
-                      "0.9", "--steps", "40", "--log-every", "10", "--snapshot-every", "20", "--out", str(single),
-                      "--no-progress")
+    proc = run_main("experiments.toy_quadratic", "--seeds", "1", "--seed", "7", "--lr", "3e-3", "--real-label",
+                    "0.9", "--steps", "40", "--log-every", "10", "--snapshot-every", "20", "--out", single,
+                    "--no-progress", "--no-figures")
     assert proc.returncode == 0, proc.stderr
     mine = [r["d_loss"] for r in rows if r["member"] == expected.index((7, 3e-3, 0.9))]
     theirs = [r["d_loss"] for r in read_metrics(single / "metrics.jsonl") if "d_loss" in r]

@@ -6,14 +6,17 @@ import optax
 import pytest
 
 from gan_jax import data
-from gan_jax.config import Config, HParams, default_hparams
+from gan_jax.config import Config
+from gan_jax.optim import default_hparams
 from gan_jax.sweep import Sweep, member_keys, stack_hparams
-from gan_jax.train import GAN, make_optimizer, make_train
+from gan_jax.optim import make_optimizer
+from gan_jax.loop import learned
+from gan_jax.train import GAN, make_train
 
 
 def run_single(cfg, hp, seed, steps):
     gan = GAN.from_config(cfg)
-    state = gan.init(hp.as_arrays(), jax.random.key(seed))
+    state = gan.init(jax.random.key(seed))
     return jax.jit(gan.run, static_argnums=2)(state, hp.as_arrays(), steps)
 
 
@@ -22,7 +25,7 @@ def run_members(cfg, hps, seeds, steps):
     hp = stack_hparams(hps)
     # on the host: indexing one member of a sharded array is a cross-device collective, which XLA:CPU
     # aborts after 40 s if one device is still busy with queued work (a loaded CI machine)
-    return jax.device_get(sweep.run(sweep.init(hp, member_keys(seeds)), hp, steps))
+    return jax.device_get(sweep.run(sweep.init(member_keys(seeds)), hp, steps))
 
 
 def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
@@ -77,8 +80,8 @@ def test_member_does_not_depend_on_neighbours(tiny_cfg):
 def test_chunked_run_equals_one_run(tiny_cfg):
     hp = stack_hparams([default_hparams("rmsprop")] * 2)
     sweep = Sweep(GAN.from_config(tiny_cfg), 2)
-    whole, m_whole = sweep.run(sweep.init(hp, member_keys([0, 1])), hp, 60)
-    state = sweep.init(hp, member_keys([0, 1]))
+    whole, m_whole = sweep.run(sweep.init(member_keys([0, 1])), hp, 60)
+    state = sweep.init(member_keys([0, 1]))
     state, m_a = sweep.run(state, hp, 20)
     state, m_b = sweep.run(state, hp, 40)
     chex.assert_trees_all_equal(whole, state)  # same member layout: bitwise
@@ -94,8 +97,8 @@ def test_logged_steps_with_remainder(tiny_cfg):
 def test_n_disc_and_n_gen_count_updates(tiny_cfg):
     cfg = tiny_cfg.replace(optimizer="adam", n_disc=3, n_gen=2)
     state, _ = run_single(cfg, default_hparams("adam"), 0, 10)
-    assert int(state.d_opt_state.inner_state[0].count) == 30
-    assert int(state.g_opt_state.inner_state[0].count) == 20
+    assert int(state.d_opt_state[0].count) == 30
+    assert int(state.g_opt_state[0].count) == 20
     assert int(state.step) == 10
 
 
@@ -106,7 +109,7 @@ def test_step_is_d_then_g_update_on_the_step_keys_batches(tiny_cfg, share_batch)
     cfg = tiny_cfg.replace(share_batch=share_batch)
     gan = GAN.from_config(cfg)
     hp = default_hparams("rmsprop").as_arrays()
-    state = gan.init(hp, jax.random.key(0))
+    state = gan.init(jax.random.key(0))
     stepped, _ = gan.step(state, hp)
     k_d, k_g, k_shared = jax.random.split(jax.random.fold_in(state.key, 0), 3)
     k_batch, k_drop = jax.random.split(jax.random.fold_in(k_d, 0))
@@ -126,14 +129,14 @@ def test_no_recompiles_across_calls_and_hparams(tiny_cfg):
     run = jax.jit(jax.vmap(traced_run, in_axes=(0, 0, None)), static_argnums=2)
     for lr in (1e-3, 2e-3, 5e-4):  # new traced values must not retrace
         hp = stack_hparams([default_hparams("rmsprop", lr)] * 2)
-        state = jax.vmap(gan.init)(hp, member_keys([0, 1]))
+        state = jax.vmap(gan.init)(member_keys([0, 1]))
         for _ in range(2):
             state, _ = run(state, hp, 10)
     sweep = Sweep(gan, 2)
-    state = sweep.init(hp, member_keys([0, 1]))
+    state = sweep.init(member_keys([0, 1]))
     for _ in range(3):
         state, _ = sweep.run(state, hp, 10)
-    assert len(sweep._compiled) == 1
+    assert len(sweep.compiled) == 1
 
 
 def test_rmsprop_matches_tf1_semantics():
@@ -146,18 +149,65 @@ def test_rmsprop_matches_tf1_semantics():
 
 
 def test_adam_betas_are_traced():
-    tx = make_optimizer("adam", jnp.float32(0.1), jnp.float32(0.5), jnp.float32(0.9))
-    state = tx.init({"w": jnp.zeros(1)})
-    assert float(state.hyperparams["b1"]) == 0.5 and float(state.hyperparams["b2"]) == pytest.approx(0.9)
-    ref = optax.adam(0.1, b1=0.5, b2=0.9)
-    g = {"w": jnp.array([0.3])}
-    u, _ = tx.update(g, state)
-    u_ref, _ = ref.update(g, ref.init({"w": jnp.zeros(1)}))
-    np.testing.assert_allclose(u["w"], u_ref["w"], rtol=1e-6)
+    grads = [{"w": jnp.array([0.3])}, {"w": jnp.array([-1.2])}]  # two steps: Adam's first is sign(g) alone
+
+    def two_updates(tx):
+        state = tx.init({"w": jnp.zeros(1)})
+        _, state = tx.update(grads[0], state)
+        return tx.update(grads[1], state)[0]["w"]
+
+    traced = jax.jit(lambda lr, b1, b2: two_updates(make_optimizer("adam", lr, b1, b2)))  # one program for all
+    np.testing.assert_allclose(traced(0.1, 0.5, 0.9), two_updates(optax.adam(0.1, b1=0.5, b2=0.9)), rtol=1e-6)
+    assert not np.allclose(traced(0.1, 0.9, 0.999), traced(0.1, 0.5, 0.9), rtol=1e-3)
+
+
+def test_a_learning_rate_given_after_init_is_the_one_used(tiny_cfg):
+    """HParams given to each run are the only source of traced values: a run with lr 0 leaves the
+    parameters where they were (an optimizer that kept init's lr would move them), lr 1e-3 moves them."""
+    gan = GAN.from_config(tiny_cfg.replace(optimizer="adam"))
+    sweep = Sweep(gan, 2)
+    state, _ = sweep.run(sweep.init(member_keys([0, 1])), stack_hparams([default_hparams("adam", 1e-3)] * 2), 10)
+    before = jax.device_get(state)
+    frozen, _ = sweep.run(state, stack_hparams([default_hparams("adam", 0.0)] * 2), 10)
+    frozen = jax.device_get(frozen)
+    chex.assert_trees_all_equal((frozen.g_params, frozen.d_params), (before.g_params, before.d_params))
+    assert int(frozen.step[0]) == 20 and int(frozen.d_opt_state[0].count[0]) == 20  # it did take 10 steps
+    moved, _ = sweep.run(sweep.init(member_keys([0, 1])), stack_hparams([default_hparams("adam", 1e-3)] * 2), 20)
+    assert not np.allclose(jax.device_get(moved).g_params["Dense_0"]["kernel"], before.g_params["Dense_0"]["kernel"])
+
+
+def test_lr_and_betas_changed_between_chunks_give_a_hand_computed_adam_step(tiny_cfg):
+    """After 5 steps at (lr 1e-3, b1 0.9, b2 0.999), one step at (5e-3, 0.5, 0.9): D's new parameters are
+    Adam's update with the new values, computed here by hand from D's gradient on that step's batch."""
+    gan = GAN.from_config(tiny_cfg.replace(optimizer="adam"))
+    sweep = Sweep(gan, 2)
+    old, new = default_hparams("adam", 1e-3), default_hparams("adam", 5e-3, beta1=0.5, beta2=0.9)
+    state, _ = sweep.run(sweep.init(member_keys([0, 1])), stack_hparams([old] * 2), 5)
+    before = jax.tree.map(lambda a: a[1], jax.device_get(state))
+    after = jax.tree.map(lambda a: a[1], jax.device_get(sweep.run(state, stack_hparams([old, new]), 1)[0]))
+    # the step's shared batch (R1's share_batch), from the member's key and step
+    _, _, k_shared = jax.random.split(jax.random.fold_in(before.key, 5), 3)
+    k_data, k_noise = jax.random.split(k_shared)
+    real, z = gan.sample_data(k_data, 64), gan.sample_noise(k_noise, 64)
+    fake = gan.generate(before.g_params, z)
+    grads = jax.grad(lambda d: gan.loss.discriminator(gan.discriminate(d, real)[0], gan.discriminate(d, fake)[0],
+                                                      1.0))(before.d_params)
+    adam = before.d_opt_state[0]
+    t = int(adam.count) + 1
+
+    def by_hand(p, g, mu, nu):
+        mu, nu = 0.5 * mu + 0.5 * g, 0.9 * nu + 0.1 * g * g
+        return p - 5e-3 * (mu / (1 - 0.5 ** t)) / (np.sqrt(nu / (1 - 0.9 ** t)) + 1e-8)
+
+    expected = jax.tree.map(by_hand, before.d_params, grads, adam.mu, adam.nu)
+    assert_trees_close(after.d_params, expected, rtol=2e-4, atol=1e-7)
+    with_old = jax.tree.map(lambda p, g, mu, nu: p - 1e-3 * (0.9 * mu + 0.1 * g) / (1 - 0.9 ** t) / (
+        np.sqrt((0.999 * nu + 0.001 * g * g) / (1 - 0.999 ** t)) + 1e-8), before.d_params, grads, adam.mu, adam.nu)
+    assert not np.allclose(after.d_params["Dense_0"]["kernel"], with_old["Dense_0"]["kernel"], rtol=1e-3)
 
 
 def test_make_train_is_pure_and_vmappable(tiny_cfg):
-    train = make_train(tiny_cfg.replace(steps=20))
+    train = make_train(tiny_cfg, 20)
     hp = stack_hparams([default_hparams("rmsprop")] * 2)
     states, metrics = jax.jit(jax.vmap(train))(hp, member_keys([0, 1]))
     assert metrics["d_loss"].shape == (2, 2)
@@ -171,7 +221,7 @@ def test_custom_sampler_plugs_in(tiny_cfg):
         return jnp.stack([jnp.cos(angle), jnp.sin(angle), jnp.zeros(n)], -1)
 
     gan = GAN.from_config(tiny_cfg, circle, data_dim=3)
-    state = gan.init(default_hparams("rmsprop").as_arrays(), jax.random.key(0))
+    state = gan.init(jax.random.key(0))
     state, metrics = gan.run(state, default_hparams("rmsprop").as_arrays(), 10)
     assert gan.generate(state.g_params, jnp.zeros((5, 2))).shape == (5, 3)
     assert np.isfinite(metrics["d_loss"]).all()
@@ -199,7 +249,7 @@ def test_custom_model_and_loss_plug_in(tiny_cfg):
     gan = dataclasses.replace(GAN.from_config(tiny_cfg), generator=TinyG(), discriminator=TinyD(), loss=wgan)
     hp = stack_hparams([default_hparams("rmsprop")] * 2)
     sweep = Sweep(gan, 2)
-    state, metrics = sweep.run(sweep.init(hp, member_keys([0, 1])), hp, 20)
+    state, metrics = sweep.run(sweep.init(member_keys([0, 1])), hp, 20)
     assert sorted(p["kernel"].shape for p in state.g_params.values()) == [(2, 2, 8), (2, 8, 2)]
     # the WGAN critic loss is what the step logged: D(fake) - D(real) on its own batch, finite
     assert np.isfinite(metrics["d_loss"]).all() and metrics["d_loss"].shape == (2, 2)
@@ -213,10 +263,9 @@ def curve_error(gan, g_params, n=2000):
 
 
 def test_learns_the_quadratic_curve():
-    cfg = Config(steps=3000)
-    gan = GAN.from_config(cfg)
+    gan = GAN.from_config(Config())
     hp = default_hparams("rmsprop").as_arrays()
-    untrained = gan.init(hp, jax.random.key(0))
+    untrained = gan.init(jax.random.key(0))
     trained, _ = jax.jit(gan.run, static_argnums=2)(untrained, hp, 3000)
     before, after = curve_error(gan, untrained.g_params), curve_error(gan, trained.g_params)
     assert before > 0.3, before  # an untrained generator is far off the curve
@@ -229,11 +278,10 @@ def test_learns_the_quadratic_curve():
 @pytest.mark.slow
 def test_every_seed_learns_the_curve_in_10k_steps():
     """The quick default of experiments.toy_quadratic (R1, 10,000 steps) fits the curve for every seed."""
-    cfg = Config(steps=10_000)
-    gan = GAN.from_config(cfg)
+    gan = GAN.from_config(Config())
     hp = stack_hparams([default_hparams("rmsprop")] * 8)
     sweep = Sweep(gan, 8)
-    state, _ = sweep.run(sweep.init(hp, member_keys(range(8))), hp, cfg.steps)
+    state, _ = sweep.run(sweep.init(member_keys(range(8))), hp, 10_000)
     errors = [curve_error(gan, jax.tree.map(lambda a: a[i], state.g_params)) for i in range(8)]
     assert max(errors) < 0.08, errors  # untrained generators score > 0.3
 
@@ -262,27 +310,27 @@ def test_divergence_is_checked_once_per_logged_window(tiny_cfg):
     gan = GAN.from_config(tiny_cfg.replace(optimizer="sgd"))
     run = jax.jit(gan.run, static_argnums=2)
     hp = default_hparams("sgd", 2.0).as_arrays()
-    start = gan.init(hp, jax.random.key(1))
+    start = gan.init(jax.random.key(1))
     step, stepped, states = jax.jit(gan.step), start, []
     for _ in range(35):
         stepped, _ = step(stepped, hp)
         states.append(stepped)
     assert int(stepped.diverged_at) == 12 and int(stepped.step) == 35
-    chex.assert_trees_all_equal(GAN._learned(stepped), GAN._learned(states[11]))  # as step 12 began
+    chex.assert_trees_all_equal(learned(stepped), learned(states[11]))  # as step 12 began
     state, _ = run(start, hp, 35)  # windows of 10, 10, 10 and 5 steps
     assert int(state.diverged_at) == 10 and int(state.step) == 35
-    assert_trees_close(GAN._learned(state), GAN._learned(run(start, hp, 10)[0]))
-    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(GAN._learned(state)))
+    assert_trees_close(learned(state), learned(run(start, hp, 10)[0]))
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(learned(state)))
 
     hp = default_hparams("sgd", 1e-3).as_arrays()
-    start = gan.init(hp, jax.random.key(1))  # the optimizer state holds the learning rate
+    start = gan.init(jax.random.key(1))
     stepped, metrics = start, []
     for _ in range(35):
         stepped, m = step(stepped, hp)
         metrics.append(m)
     state, logged = run(start, hp, 35)
     assert int(state.diverged_at) == int(stepped.diverged_at) == -1
-    assert_trees_close(GAN._learned(state), GAN._learned(stepped))
+    assert_trees_close(learned(state), learned(stepped))
     for name, values in logged.items():
         np.testing.assert_allclose(values, [metrics[i][name] for i in (0, 10, 20, 30)], rtol=1e-5, err_msg=name)
     _, first = gan.update(start, hp)  # an unlooped update computes its gradient norms directly
@@ -298,7 +346,7 @@ def test_r1_gradient_penalty_matches_hand_computed_value(tiny_cfg):
     cfg = tiny_cfg.replace(discriminator=DiscriminatorConfig(hidden=(), feature_dim=None), gradient_penalty="r1")
     gan = GAN.from_config(cfg)
     hp = default_hparams("rmsprop", gp_weight=0.0).as_arrays()
-    state = gan.init(hp, jax.random.key(0))
+    state = gan.init(jax.random.key(0))
     real, z = gan.sample_data(jax.random.key(1), 64), gan.sample_noise(jax.random.key(2), 64)
     _, plain = gan.d_update(state, hp, real, z, jax.random.key(3))
     _, penalised = gan.d_update(state, hp.replace(gp_weight=jnp.float32(10.0)), real, z, jax.random.key(3))
@@ -309,9 +357,10 @@ def test_r1_gradient_penalty_matches_hand_computed_value(tiny_cfg):
 
 
 def test_gp_weight_without_the_penalty_is_refused(tiny_cfg):
-    from gan_jax.config import ConfigError, validate
+    from gan_jax.errors import ConfigError
+    from gan_jax.validate import validate
 
-    with pytest.raises(ConfigError, match="gradient_penalty='r1'"):
+    with pytest.raises(ConfigError, match="`gradient_penalty` is 'none'"):
         validate(tiny_cfg, default_hparams("rmsprop", gp_weight=1.0))
 
 
@@ -323,7 +372,7 @@ def test_generator_average_is_the_hand_computed_ema_and_leaves_training_unchange
     runs = {}
     for decay in (0.0, 0.9):
         hp = default_hparams("rmsprop", ema_decay=decay).as_arrays()
-        state = gan.init(hp, jax.random.key(0))
+        state = gan.init(jax.random.key(0))
         expected = jax.tree.map(np.asarray, state.g_params)
         for _ in range(5):
             state, metrics = step(state, hp)
@@ -341,7 +390,7 @@ def test_sweep_samples_come_from_the_generator_average(tiny_cfg):
     gan = GAN.from_config(tiny_cfg)
     sweep = Sweep(gan, 2)
     hp = stack_hparams([default_hparams("rmsprop", ema_decay=d) for d in (0.0, 0.99)])
-    state, _ = sweep.run(sweep.init(hp, member_keys([0, 1])), hp, 20)
+    state, _ = sweep.run(sweep.init(member_keys([0, 1])), hp, 20)
     state = jax.device_get(state)
     z = gan.sample_noise(jax.random.key(9), 16)
     samples = np.asarray(sweep.generate(state, z))

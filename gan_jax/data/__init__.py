@@ -1,3 +1,19 @@
-"""Data: on-device samplers, each a pure function (key, n) -> float32[n, dim]."""
-from gan_jax.data.toy import TOY_DATASETS, ToyDataset, Sampler, get_dataset  # noqa: F401
-from gan_jax.data import mnist  # noqa: F401,E402
+"""Data: on-device samplers, each a pure function (key, n) -> float32[n, dim], and the dataset registry."""
+import math
+
+from gan_jax.data import mnist
+from gan_jax.data.toy import TOY_DATASETS, Sampler, ToyDataset, get_dataset
+
+# Every dataset a Config can name: toy ones are formulas (a sampler comes with them), image ones are
+# loaded from files and sampled by `mnist.image_sampler`.
+DATASETS: dict = {**TOY_DATASETS, **mnist.IMAGE_DATASETS}
+
+
+
+def dimension(name: str) -> int:
+    """The flat dimension of one sample of dataset `name` (2 for toy data, 784 for MNIST)."""
+    dataset = DATASETS[name]
+    return dataset.dim if isinstance(dataset, ToyDataset) else int(math.prod(dataset.image_shape))
+
+
+__all__ = ["DATASETS", "dimension", "TOY_DATASETS", "Sampler", "ToyDataset", "get_dataset", "mnist"]

@@ -11,20 +11,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax.errors import DataError
+
 IDX_NAMES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049  # uint8 data with 3 and 1 dimensions
-TFDS_NAMES = ("mnist", "fashion_mnist")
-GET_DATA_HINT = ("pass --data-dir DIR holding the IDX files (e.g. ../shared/data/mnist-test for MNIST's test "
-                 "split, /usr/share/datasets/fashion-mnist after `apt-get install dataset-fashion-mnist`), "
+GET_DATA_HINT = ("pass `data_dir`, a directory holding the IDX files (e.g. ../shared/data/mnist-test for MNIST's "
+                 "test split, /usr/share/datasets/fashion-mnist after `apt-get install dataset-fashion-mnist`), "
                  "or run where tensorflow-datasets can download the dataset (with pip install -e '.[tfds]': "
                  "TFDS needs tensorflow to build MNIST the first time)")
 
 
-class DataError(ValueError):
-    """A data file is missing, truncated or malformed; the message names the file and the fix."""
+class ImageDataset(NamedTuple):
+    """An image dataset by name: its images are loaded from files (`load`), not drawn by a formula."""
+
+    name: str
+    image_shape: tuple[int, int, int] = (28, 28, 1)
+    num_classes: int = 10
+
+
+IMAGE_DATASETS = {name: ImageDataset(name) for name in ("mnist", "fashion_mnist")}
+TFDS_NAMES = tuple(IMAGE_DATASETS)  # the names tensorflow-datasets knows them by
 
 
 class ImageData(NamedTuple):
@@ -79,7 +88,7 @@ def load_idx(data_dir: str | pathlib.Path, split: str = "train") -> ImageData:
     if split not in IDX_NAMES:
         raise DataError(f"unknown split {split!r}; choose one of {sorted(IDX_NAMES)}")
     if not data_dir.is_dir():
-        raise DataError(f"--data-dir {data_dir} does not exist; {GET_DATA_HINT}")
+        raise DataError(f"`data_dir` {data_dir} does not exist; {GET_DATA_HINT}")
     paths = [_find(data_dir, name) for name in IDX_NAMES[split]]
     if None in paths:
         present = sorted(p.name for p in data_dir.iterdir() if "ubyte" in p.name) or ["no IDX files"]

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax.errors import ConfigError
+
 Sampler = Callable[[jax.Array, int], jax.Array]  # (key, n) -> float32[n, dim]
 
 
@@ -99,5 +101,5 @@ TOY_DATASETS: dict[str, ToyDataset] = {
 
 def get_dataset(name: str) -> ToyDataset:
     if name not in TOY_DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; choose one of {sorted(TOY_DATASETS)}")
+        raise ConfigError(f"`data`: {name!r} is not a toy dataset; choose one of {sorted(TOY_DATASETS)}")
     return TOY_DATASETS[name]

@@ -1,0 +1,77 @@
+"""Named configurations a script can load by name: the reference tutorials (R1-R4), DCGAN and conditional
+GANs, and the documented recipes that meet a target. Each is a static `Config`, traced `HParams` and
+its run's default length.
+
+    preset = presets.get("r2")
+    gan = tasks.mnist.make_gan(preset.config, images)
+    members = members.grid(range(8), preset.hparams)
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from gan_jax.config import Config, DiscriminatorConfig, GeneratorConfig, HParams
+from gan_jax.errors import ConfigError
+from gan_jax.optim import default_hparams
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    config: Config
+    hparams: HParams
+    steps: int  # the default run length
+    snapshot_every: int  # the default interval of evaluations and snapshots
+    task: str  # "toy" or "mnist": the task module that loads its data, evaluates it and draws its figures
+
+
+R1 = Config()  # the config defaults are R1: widths 16/16, D's 2-unit feature layer, RMSProp 1e-3, batch 256
+R1_FULL_STEPS = 100_001  # the tutorial's iterations
+
+_MLP128x3 = dict(generator=GeneratorConfig(hidden=(128, 128, 128), activation="relu"),
+                 discriminator=DiscriminatorConfig(hidden=(128, 128, 128), feature_dim=None, activation="relu"))
+_R2 = Config(data="mnist", latent_dim=100, noise="uniform",
+             generator=GeneratorConfig(hidden=(128, 128), output_activation="tanh"),
+             discriminator=DiscriminatorConfig(hidden=(128, 128), feature_dim=None),
+             loss="non_saturating", optimizer="adam", batch_size=100, share_batch=False, log_every=50)
+_DCGAN = Config(data="mnist", architecture="dcgan", image_shape=(28, 28, 1), latent_dim=100, noise="normal",
+                generator=GeneratorConfig(hidden=(64, 32), activation="relu", output_activation="tanh"),
+                discriminator=DiscriminatorConfig(hidden=(32, 64), feature_dim=None),
+                loss="non_saturating", optimizer="adam", batch_size=64, share_batch=False, log_every=50)
+_ADAM = default_hparams("adam", 1e-3)
+_DCGAN_HP = default_hparams("adam", 2e-4, beta1=0.5)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("r1", "R1, the TF1 toy GAN on the quadratic curve (16/16 MLPs, 2-D feature layer, RMSProp 1e-3, "
+                 "batch 256; data standardized)", R1, default_hparams("rmsprop", 1e-3), 10_000, 1_000, "toy"),
+    Preset("ring8", "ring8's recipe that covers all 8 modes: 128x3 relu MLPs, Adam 1e-4 (0.5, 0.9), R1 penalty "
+                    "0.1, G average 0.999", R1.replace(data="ring8", gradient_penalty="r1", optimizer="adam",
+                                                        log_every=100, **_MLP128x3),
+           default_hparams("adam", 1e-4, beta1=0.5, beta2=0.9, gp_weight=0.1, ema_decay=0.999), 40_000, 5_000, "toy"),
+    Preset("r2", "R2, the TF1 MNIST MLP GAN (G 100-128-128-784 tanh, D 784-128-128-1, leaky_relu 0.2, Adam 1e-3, "
+                 "batch 100)", _R2, _ADAM, 5_000, 500, "mnist"),
+    Preset("r3", "R3, r2 with one-sided label smoothing (real label 0.9) and dropout 0.3 in D",
+           _R2.replace(discriminator=DiscriminatorConfig(hidden=(128, 128), feature_dim=None, dropout=0.3)),
+           _ADAM.replace(real_label=0.9), 5_000, 500, "mnist"),
+    Preset("r4", "R4, the notebook's GAN (G 100-128-784 relu/sigmoid, D 784-128-1 relu, N(0, 2/fan_in) init, "
+                 "Adam 1e-3, batch 128)",
+           _R2.replace(generator=GeneratorConfig(hidden=(128,), activation="relu", output_activation="sigmoid",
+                                                 kernel_init="r4_xavier"),
+                       discriminator=DiscriminatorConfig(hidden=(128,), feature_dim=None, activation="relu",
+                                                         kernel_init="r4_xavier"),
+                       batch_size=128), _ADAM, 5_000, 500, "mnist"),
+    Preset("dcgan", "half-width DCGAN (G dense 7x7x64, transposed convs 32, 1, batch norm; D convs 32, 64), "
+                    "Adam 2e-4 (0.5, 0.999), batch 64", _DCGAN, _DCGAN_HP, 3_000, 500, "mnist"),
+    # r2's model; Adam b1 0.5, because with r2's b1 0.9 every seed collapsed to one class (README, Results)
+    Preset("cgan", "conditional r2: the digit's one-hot code concatenated to G's noise and D's input; Adam b1 0.5",
+           _R2.replace(num_classes=10), _ADAM.replace(beta1=0.5), 5_000, 500, "mnist"),
+    Preset("cdcgan", "conditional dcgan: the code concatenated to z, and to D's input as 10 constant channels",
+           _DCGAN.replace(num_classes=10), _DCGAN_HP, 3_000, 500, "mnist"),
+)}
+
+
+def get(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ConfigError(f"`preset`: unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,178 @@
+"""The MNIST task: images loaded offline from IDX files (or through tensorflow-datasets), held-out images
+for the shipped classifier's metrics (`gan_jax.eval.mnist`), and the image figures (sample grids every
+snapshot, a GIF, every member's final grid, losses, metrics against step).
+
+On MNIST's 10,000-image test split the GAN trains on 8,000 images and every 5th image (2,000) is held out
+for the metrics; training on the train split, the held-out images come from the test split. Evaluation
+and grid latents come from named random streams (`gan_jax.streams`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import experiment, plotting
+from gan_jax.config import Config
+from gan_jax.data import mnist
+from gan_jax.errors import DataError
+from gan_jax.eval import mnist as mnist_eval
+from gan_jax.eval import stats
+from gan_jax.members import Member
+from gan_jax.streams import stream_key
+from gan_jax.sweep import Sweep
+from gan_jax.train import GAN, TrainState
+
+SPLITS = ("auto", "train", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class MnistData:
+    train: mnist.ImageData  # what the GAN trains on
+    heldout: np.ndarray | None  # uint8 images the metrics compare against; None: no evaluation
+    dataset: str
+    split: str  # the split trained on
+    source: str  # the directory or "tensorflow-datasets"
+    note: str | None = None  # why there is no evaluation, when there could have been one
+
+
+def load(dataset: str = "mnist", data_dir: str | pathlib.Path | None = None, split: str = "auto",
+         evaluate: bool = True) -> MnistData:
+    """The training images and, for MNIST with `evaluate`, the held-out images of the metrics. `split`
+    "auto" trains on the train split if `data_dir` has it, else the test split."""
+    if split not in SPLITS:
+        raise DataError(f"`split`: unknown split {split!r}; choose one of {list(SPLITS)}")
+    images, split = _load_split(dataset, data_dir, split)
+    source = str(data_dir) if data_dir is not None else "tensorflow-datasets"
+    if not evaluate or dataset != "mnist":  # the classifier knows digits only
+        return MnistData(images, None, dataset, split, source)
+    if split == "test":
+        (train, train_labels), (heldout, _) = mnist_eval.heldout_split(images.images, images.labels)
+        return MnistData(mnist.ImageData(train, train_labels), heldout, dataset, split, source)
+    try:
+        test = mnist.load(dataset, "test", data_dir)
+    except DataError as e:
+        return MnistData(images, None, dataset, split, source,
+                         f"no evaluation: the held-out reference comes from the test split, which is missing ({e})")
+    return MnistData(images, mnist_eval.heldout_split(test.images, test.labels)[1][0], dataset, split, source)
+
+
+def _load_split(dataset: str, data_dir, split: str) -> tuple[mnist.ImageData, str]:
+    splits = ["train", "test"] if split == "auto" and data_dir is not None else ["train" if split == "auto" else split]
+    missing = None
+    for name in splits:
+        try:
+            return mnist.load(dataset, name, data_dir), name
+        except DataError as e:
+            if "not found" not in str(e):  # a broken file is reported, not skipped
+                raise
+            missing = missing or e
+    raise missing
+
+
+def scale_of(cfg: Config) -> str:
+    """Pixels are scaled to a sigmoid generator's [0, 1], else to tanh's [-1, 1]."""
+    return "sigmoid" if cfg.generator.output_activation == "sigmoid" else "tanh"
+
+
+def to_unit(cfg: Config, x):
+    """Generator outputs -> images in [0, 1]."""
+    return (x + 1) / 2 if scale_of(cfg) == "tanh" else x
+
+
+def make_gan(cfg: Config, data: MnistData) -> GAN:
+    labels = data.train.labels if cfg.num_classes else None
+    sampler = mnist.image_sampler(data.train.images, scale_of(cfg), labels)
+    return GAN.from_config(cfg, sampler, data_dim=int(np.prod(data.train.images.shape[1:])))
+
+
+def evaluator(gan: GAN, data: MnistData) -> tuple[experiment.Evaluate, dict[str, float]]:
+    """(`evaluate` for experiment.run, the real-data ceiling of the same metrics)."""
+    params = mnist_eval.load_classifier()
+    heldout = mnist_eval.to_unit(data.heldout)
+    metrics = mnist_eval.metrics_fn(params, heldout)
+    ceiling = mnist_eval.real_reference(params, heldout, mnist_eval.to_unit(data.train.images))
+    z, labels = gan.sample_latent(stream_key("evaluation"), mnist_eval.EVAL_SAMPLES)
+
+    def sample_metrics(samples, labels=None):  # one function object, so Sweep.evaluate compiles it once
+        return metrics(to_unit(gan.cfg, samples), labels)
+
+    return experiment.evaluator(z, sample_metrics, labels), ceiling
+
+
+def grid_latents(gan: GAN) -> tuple[jax.Array, jax.Array | None]:
+    """Fixed grid inputs: 64 noise vectors, or for a conditional GAN 8 per digit, one row per digit."""
+    key = stream_key("snapshots")
+    if not gan.cfg.num_classes:
+        return gan.sample_noise(key, 64), None
+    z = gan.sample_noise(key, 8)
+    return jnp.tile(z, (gan.cfg.num_classes, 1)), jnp.repeat(jnp.arange(gan.cfg.num_classes), 8)
+
+
+class Snapshots:
+    """`on_snapshot` for experiment.run: the first member's grid at every snapshot, every member's latest."""
+
+    def __init__(self, gan: GAN):
+        self.cfg = gan.cfg
+        self.z, self.labels = grid_latents(gan)
+        self.first: list[tuple[int, np.ndarray]] = []
+        self.latest: list[np.ndarray] = []
+
+    def __call__(self, sweep: Sweep, state: TrainState) -> None:
+        fake = to_unit(self.cfg, np.asarray(sweep.gather(sweep.generate(state, self.z, self.labels))))
+        fake = fake.reshape(sweep.n_members, -1, 28, 28)
+        self.first.append((int(sweep.gather(state.step)[0]), fake[0]))
+        self.latest = list(fake)
+
+
+def write_figures(result: experiment.Result, cfg: Config, snapshots: Snapshots) -> None:
+    fig_dir, seeds = result.run.figures, result.seeds
+    plotting.loss_curves(result.steps, result.history["d_loss"], result.history["g_loss"],
+                         fig_dir / "losses.png", seeds)
+    rows = cfg.num_classes or 8  # conditional: one row per digit
+    for step, images in snapshots.first:
+        if not cfg.num_classes:
+            plotting.image_grid(images[:16], fig_dir / f"grid4x4_step{step:07d}.png", 4, f"step {step}")
+        plotting.image_grid(images, fig_dir / f"grid{rows}x8_step{step:07d}.png", rows, f"step {step}")
+    plotting.image_gif(snapshots.first, fig_dir / "samples.gif", rows, title=f"seed {seeds[0]}")
+    for seed, images in zip(seeds, snapshots.latest):
+        plotting.image_grid(images, fig_dir / f"final_seed{seed}.png", rows,
+                            f"seed {seed}, step {result.summary['steps']}")
+    if result.evals:
+        plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
+                              fig_dir / "eval_metrics.png")
+
+
+def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathlib.Path,
+                       options: experiment.RunOptions, data: MnistData,
+                       extra_config: dict | None = None, figures: bool = True) -> experiment.Result:
+    """Train `members` on `data`, measure them with the classifier (when `data.heldout` is set) at every
+    snapshot, draw the figures; summary.json carries the real-data ceiling as `real_reference`."""
+    gan = make_gan(cfg, data)
+    evaluate, ceiling = evaluator(gan, data) if data.heldout is not None else (None, None)
+    snapshots = Snapshots(gan) if figures else None
+    extra = {"task": "mnist", "dataset": data.dataset, "split": data.split, "source": data.source,
+             "scale": scale_of(cfg), "train_images": len(data.train.images),
+             "heldout_images": None if data.heldout is None else len(data.heldout), "real_reference": ceiling,
+             **(extra_config or {})}
+    result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots, extra_config=extra)
+    if result.run.primary:
+        if ceiling:
+            result.summary["real_reference"] = ceiling
+            result.run.write_json("summary.json", result.summary)
+        if figures:
+            write_figures(result, cfg, snapshots)
+    return result
+
+
+def summary_lines(result: experiment.Result) -> list[str]:
+    lines = [experiment.throughput_line(result.summary)]
+    ceiling = result.summary.get("real_reference")
+    for name, summary in result.summary["over_seeds"].items():
+        real = f"   (real data: {ceiling[name[5:]]:.4g})" if ceiling and name[5:] in ceiling else ""
+        lines.append(f"  {name[5:]:>17} over seeds: {stats.format_ci(summary)}{real}")
+    return lines + [f"run directory: {result.run.path}"]

@@ -1,0 +1,123 @@
+"""The toy 2-D task: a named toy dataset, its sample-quality metrics (`gan_jax.eval.toy`) on EVAL_SAMPLES
+samples per member, and R1's figures (real data, losses, snapshots, every member's final samples, D's
+feature space before and after a D and a G update, metrics against step).
+
+Evaluation samples, snapshot latents and figure data come from named random streams (`gan_jax.streams`),
+so a member's numbers depend on its own seed and hyperparameters only.
+"""
+from __future__ import annotations
+
+import pathlib
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from gan_jax import data, experiment, plotting
+from gan_jax.config import Config, HParams
+from gan_jax.eval import stats
+from gan_jax.eval import toy as toy_eval
+from gan_jax.members import Member
+from gan_jax.streams import stream_key
+from gan_jax.sweep import Sweep
+from gan_jax.train import GAN, TrainState
+
+EVAL_SAMPLES = 2500  # samples per member for the metrics (the VEEGAN / PacGAN protocol's count)
+SNAPSHOT_SAMPLES = 512
+REAL_SAMPLES = 1024  # real points drawn in the figures
+
+
+def evaluator(gan: GAN) -> experiment.Evaluate:
+    """Every member's metrics on EVAL_SAMPLES samples from the same latents, against the same real draw."""
+    dataset = data.get_dataset(gan.cfg.data)
+    metric_fn = toy_eval.metrics_fn(dataset)
+    key = stream_key("evaluation")
+    real = dataset.sample(jax.random.fold_in(key, 0), EVAL_SAMPLES)
+    z = gan.sample_noise(jax.random.fold_in(key, 1), EVAL_SAMPLES)
+
+    def sample_metrics(samples):  # one function object, so Sweep.evaluate compiles it once
+        return metric_fn(dataset.to_raw(samples, gan.cfg.standardize), real)
+
+    return experiment.evaluator(z, sample_metrics)
+
+
+class Snapshots:
+    """`on_snapshot` for experiment.run: the first member's samples at every snapshot and every member's
+    latest samples, in the data's own units, from fixed latents."""
+
+    def __init__(self, gan: GAN):
+        self.dataset = data.get_dataset(gan.cfg.data)
+        self.standardize = gan.cfg.standardize
+        self.z = gan.sample_noise(stream_key("snapshots"), SNAPSHOT_SAMPLES)
+        self.first: list[tuple[int, np.ndarray]] = []  # (step, member 0's samples)
+        self.latest: list[np.ndarray] = []  # every member's samples at the latest snapshot
+
+    def __call__(self, sweep: Sweep, state: TrainState) -> None:
+        fake = self.dataset.to_raw(np.asarray(sweep.gather(sweep.generate(state, self.z))), self.standardize)
+        self.first.append((int(sweep.gather(state.step)[0]), fake[0]))
+        self.latest = list(fake)
+
+
+def feature_views(gan: GAN, state: TrainState, hp: HParams, key: jax.Array) -> list[dict[str, np.ndarray]]:
+    """D's features of one batch (real x, fake G(z)) before a D update, after it (= before the G update),
+    and after the G update, for one member. As in R1, both updates use that same batch."""
+    def views(state, hp, key):  # one compiled function (op by op, these updates took seconds)
+        k_data, k_noise, k_drop = jax.random.split(key, 3)
+        real = gan.sample_data(k_data, gan.cfg.batch_size)
+        z = gan.sample_noise(k_noise, gan.cfg.batch_size)
+        view = lambda s: {"real": gan.discriminate(s.d_params, real)[1],  # noqa: E731
+                          "fake": gan.discriminate(s.d_params, gan.generate(s.g_params, z))[1]}
+        after_d, _ = gan.d_update(state, hp, real, z, k_drop)
+        after_g, _ = gan.g_update(after_d, hp, z, k_drop)
+        return [view(state), view(after_d), view(after_g)]
+
+    return jax.tree.map(np.asarray, jax.jit(views)(state, hp, key))
+
+
+def write_figures(result: experiment.Result, gan: GAN, snapshots: Snapshots, member0: TrainState,
+                  hp0: HParams) -> None:
+    fig_dir, seeds = result.run.figures, result.seeds
+    dataset = data.get_dataset(gan.cfg.data)
+    k_real, k_features = jax.random.split(stream_key("figures"))
+    real = np.asarray(dataset.sample(k_real, REAL_SAMPLES))
+    plotting.real_data(real, fig_dir / "real_data.png", f"real data: {gan.cfg.data}")
+    plotting.loss_curves(result.steps, result.history["d_loss"], result.history["g_loss"],
+                         fig_dir / "losses.png", seeds)
+    plotting.snapshot_grid(snapshots.first, real, fig_dir / "samples_grid.png", title=f"seed {seeds[0]}")
+    plotting.snapshot_gif(snapshots.first, real, fig_dir / "samples.gif", title=f"seed {seeds[0]}")
+    plotting.snapshot_grid([(f"seed {s}", f) for s, f in zip(seeds, snapshots.latest)][:16], real,
+                           fig_dir / "final_samples_per_seed.png", max_panels=16,
+                           title=f"step {result.summary['steps']}, every member")
+    if gan.cfg.discriminator.feature_dim == 2:  # R1's plottable feature layer
+        before_d, after_d, after_g = feature_views(gan, member0, hp0.as_arrays(), k_features)
+        plotting.feature_space(before_d, after_d, fig_dir / "features_d_update.png", "D")
+        plotting.feature_space(after_d, after_g, fig_dir / "features_g_update.png", "G")
+    plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
+                          fig_dir / "eval_metrics.png")
+
+
+def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathlib.Path,
+                       options: experiment.RunOptions, extra_config: dict | None = None,
+                       figures: bool = True) -> experiment.Result:
+    """Train `members` on the toy dataset `cfg.data`, measure them at every snapshot, draw the figures."""
+    gan = GAN.from_config(cfg)
+    snapshots = Snapshots(gan) if figures else None
+    result = experiment.run(gan, members, out, options, evaluate=evaluator(gan), on_snapshot=snapshots,
+                            extra_config={"task": "toy", "eval_samples": EVAL_SAMPLES, **(extra_config or {})})
+    if figures:
+        member0 = jax.tree.map(lambda a: a[0], result.sweep.gather(result.state))  # a collective: every process
+        if result.run.primary:
+            write_figures(result, gan, snapshots, member0, members[0].hparams)
+    return result
+
+
+def summary_lines(result: experiment.Result) -> list[str]:
+    """What the console shows at the end: speed, each seed's final losses and metrics, metrics over seeds."""
+    s = result.summary
+    lines = [experiment.throughput_line(s)]
+    for m in s["members"]:
+        evals = "  ".join(f"{k[5:]} {v:.4g}" for k, v in m.items() if k.startswith("eval_"))
+        lines.append(f"  seed {m['seed']}: d_loss {m['d_loss']:.3f}  g_loss {m['g_loss']:.3f}  "
+                     f"D(real) {m['d_real']:.3f}  D(fake) {m['d_fake']:.3f}  {evals}")
+    lines += [f"  {name[5:]} over seeds: {stats.format_ci(summary)}" for name, summary in s["over_seeds"].items()]
+    return lines + [f"run directory: {result.run.path}"]

@@ -1,0 +1,74 @@
+"""Checks of a Config and HParams against the registries, before anything is compiled or written.
+
+A bad setting raises `ConfigError` naming it in backticks, with the valid choices or range.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from gan_jax import data, losses, models, optim, penalties
+from gan_jax.config import Config, HParams
+from gan_jax.errors import ConfigError
+
+NOISES = ("uniform", "normal")
+
+
+def need(ok: bool, setting: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"`{setting}`: {message}")
+
+
+def _known(value, registry, setting: str, what: str) -> None:
+    need(value in registry, setting, f"unknown {what} {value!r}; choose one of {sorted(registry)}")
+
+
+def validate(cfg: Config, hp: HParams | None = None) -> None:
+    """Raise ConfigError naming the first bad setting of `cfg` (and of `hp`, one value or member-stacked)."""
+    _known(cfg.data, data.DATASETS, "data", "dataset")
+    _known(cfg.loss, losses.LOSSES, "loss", "loss")
+    _known(cfg.optimizer, optim.OPTIMIZERS, "optimizer", "optimizer")
+    _known(cfg.architecture, models.ARCHITECTURES, "architecture", "architecture")
+    _known(cfg.gradient_penalty, penalties.PENALTIES, "gradient_penalty", "gradient penalty")
+    _known(cfg.noise, NOISES, "noise", "noise")
+    need(isinstance(cfg.num_classes, int) and cfg.num_classes >= 0, "num_classes",
+         f"must be an integer >= 0, got {cfg.num_classes!r}")
+    for name in ("latent_dim", "batch_size", "n_disc", "n_gen", "log_every"):
+        value = getattr(cfg, name)
+        need(isinstance(value, int) and value > 0, name, f"must be a positive integer, got {value!r}")
+    for net in ("generator", "discriminator"):
+        sub = getattr(cfg, net)
+        need(all(isinstance(w, int) and w > 0 for w in sub.hidden), f"{net}.hidden",
+             f"widths must be positive integers, got {sub.hidden!r}")
+        _known(sub.activation, models.ACTIVATIONS, f"{net}.activation", "activation")
+        _known(sub.kernel_init, models.INITIALIZERS, f"{net}.kernel_init", "initializer")
+    _known(cfg.generator.output_activation, models.ACTIVATIONS, "generator.output_activation", "activation")
+    need(0.0 <= cfg.discriminator.dropout < 1.0, "discriminator.dropout",
+         f"must be in [0, 1), got {cfg.discriminator.dropout}")
+    if cfg.architecture == "dcgan":
+        _validate_dcgan(cfg)
+    if hp is not None:
+        validate_hparams(cfg, hp)
+
+
+def _validate_dcgan(cfg: Config) -> None:
+    shape = cfg.image_shape
+    need(shape is not None and len(shape) == 3, "image_shape",
+         f"the dcgan architecture needs (height, width, channels), got {shape!r}")
+    factor = 2 ** len(cfg.generator.hidden)
+    need(shape[0] % factor == 0 and shape[1] % factor == 0, "generator.hidden",
+         f"{len(cfg.generator.hidden)} upsampling layers need height and width divisible by {factor}, "
+         f"got {shape[:2]}; use fewer generator layers")
+
+
+def validate_hparams(cfg: Config, hp: HParams) -> None:
+    """Every member's traced values within their declared ranges, and consistent with `cfg`."""
+    for name, spec in HParams.specs().items():
+        values = np.asarray(getattr(hp, name), np.float64).ravel()
+        bad = values[~spec.contains(values)]
+        if bad.size:
+            raise ConfigError(f"`{name}`: must be finite and in {spec.describe()}, got {bad[0]:g}")
+    gp = np.asarray(hp.gp_weight)
+    need(cfg.gradient_penalty != "none" or bool(np.all(gp == 0)), "gp_weight",
+         "is set but the config's `gradient_penalty` is 'none'; choose a penalty, e.g. 'r1'")
+    need(cfg.loss != "hinge" or bool(np.all(np.asarray(hp.real_label) == 1.0)), "real_label",
+         "label smoothing is not defined for the hinge loss; use real_label 1.0")
