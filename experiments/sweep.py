@@ -7,8 +7,8 @@
 Grid syntax: each grid flag takes a comma-separated list; the sweep trains every combination for every seed.
 Traced values (one flag per traced hyperparameter, and --lr for both learning rates) vary inside one
 compiled program: 16 seeds x 4 learning rates are 64 members of one group. Static values (--batch-size,
---loss, --optimizer, --n-disc, --n-gen) change shapes or code: each combination is a separate group,
-compiled once and run in turn. --seeds N means seeds --seed .. --seed+N-1; a list (--seeds 0,5,9) names them.
+--loss, --optimizer, --n-disc, --n-gen, --gradient-penalty, --pack, --spectral-norm true,false) change
+shapes or code: each combination is a separate group, compiled once and run in turn. --seeds N means seeds --seed .. --seed+N-1; a list (--seeds 0,5,9) names them.
 Every setting uses the same seeds. Flags after `--` go to the experiment (see `python -m experiments.<name>
 --help`), including --steps, --checkpoint-every, --resume and the multi-host flags.
 
@@ -26,14 +26,17 @@ import math
 import pathlib
 import sys
 
-from gan_jax import cli, devices, experiment, losses, optim, report
+from gan_jax import cli, devices, experiment, losses, optim, penalties, report
 from gan_jax.members import grid, stack_hparams
 from gan_jax.validate import validate_hparams
 
 EXPERIMENTS = ("toy_quadratic", "mnist_gan")
 STATIC = {"batch_size": (cli.positive_int, "batch size"), "loss": (sorted(losses.LOSSES), "loss family"),
           "optimizer": (sorted(optim.OPTIMIZERS), "optimizer"), "n_disc": (cli.positive_int, "D updates per step"),
-          "n_gen": (cli.positive_int, "G updates per step")}
+          "n_gen": (cli.positive_int, "G updates per step"),
+          "gradient_penalty": (sorted(penalties.PENALTIES), "gradient penalty"),
+          "pack": (cli.positive_int, "samples per packed D input (PacGAN)"),
+          "spectral_norm": (["true", "false"], "spectral normalization of D")}
 
 
 def value_list(kind):
@@ -102,6 +105,13 @@ def traced_lists(args) -> dict[str, list[float]]:
     return {k: getattr(args, k) for k in cli.traced_specs() if getattr(args, k) is not None}
 
 
+def static_flag(name: str, value) -> list[str]:
+    """The experiment's flags for one static grid value."""
+    if name == "spectral_norm":
+        return ["--spectral-norm" if value == "true" else "--no-spectral-norm"]
+    return [f"--{name.replace('_', '-')}", str(value)]
+
+
 def group_name(group: dict) -> str:
     return "-".join(f"{k}={v}" for k, v in group.items()) or "all"
 
@@ -111,12 +121,12 @@ def prepare(parser, args, rest, out: pathlib.Path) -> list:
     written or compiled."""
     module = importlib.import_module(f"experiments.{args.experiment}")
     traced = traced_lists(args)
-    gp_on = ["--gradient-penalty", "r1"] if any(traced.get("gp_weight", [])) and "--gradient-penalty" not in rest \
-        else []  # compile the penalty in
+    penalty_given = "--gradient-penalty" in rest or args.gradient_penalty is not None
+    gp_on = [] if penalty_given or not any(traced.get("gp_weight", [])) else ["--gradient-penalty", "r1"]
     n_members = len(args.seeds) * math.prod(len(v) for v in traced.values())
     prepared = []
     for group in groups(args):
-        flags = [f for k, v in group.items() for f in (f"--{k.replace('_', '-')}", str(v))]
+        flags = [f for k, v in group.items() for f in static_flag(k, v)]
         exp = module.parse(rest + flags + gp_on + ["--seeds", "1", "--out", str(out / group_name(group))])
         with cli.exit_on_error(parser, flags_of=exp.parser):
             cli.check_fits(exp.cfg, n_members)  # before a single member is built

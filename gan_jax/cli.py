@@ -18,7 +18,7 @@ from typing import Iterator
 import jax
 import jax.numpy as jnp
 
-from gan_jax import data, devices, losses, optim, penalties, resources, rundir
+from gan_jax import augment, data, devices, losses, optim, penalties, resources, rundir
 from gan_jax.config import Config, HParams, Traced
 from gan_jax.errors import GanJaxError
 from gan_jax.experiment import RunOptions
@@ -31,6 +31,7 @@ from gan_jax.validate import validate
 # settings whose flag is not named after them: setting -> argparse dest
 FLAG_OF_SETTING = {"generator.hidden": "g_hidden", "discriminator.hidden": "d_hidden",
                    "discriminator.feature_dim": "feature_dim", "generator.activation": "activation",
+                   "discriminator.spectral_norm": "spectral_norm",
                    "discriminator.activation": "activation", "standardize": "raw_data",
                    "progress": "no_progress"}
 
@@ -169,6 +170,16 @@ def add_run_flags(parser: argparse.ArgumentParser, preset: Preset) -> None:
     add("--no-figures", action="store_true", help="write no figures (metrics, summary and checkpoints only)")
 
 
+def augmentations(text: str) -> tuple[str, ...]:
+    """'translation,cutout' -> ('translation', 'cutout'); 'none' -> ()."""
+    names = () if text == "none" else tuple(name.strip() for name in text.split(","))
+    unknown = [n for n in names if n not in augment.AUGMENTATIONS]
+    if unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"must be 'none' or distinct names from {sorted(augment.AUGMENTATIONS)}, "
+                                         f"comma-separated; got {text!r}")
+    return names
+
+
 def add_static_flags(parser: argparse.ArgumentParser, cfg: Config) -> None:
     add = parser.add_argument
     add("--batch-size", type=positive_int, default=cfg.batch_size, help="batch size")
@@ -176,7 +187,13 @@ def add_static_flags(parser: argparse.ArgumentParser, cfg: Config) -> None:
     add("--optimizer", choices=sorted(optim.OPTIMIZERS), default=cfg.optimizer, help="optimizer of both networks")
     add("--gradient-penalty", choices=sorted(penalties.PENALTIES), default=None,
         help=f"gradient penalty on D, weighted by --gp-weight (default: the preset's, {cfg.gradient_penalty!r}, "
-             "or r1 when --gp-weight is given)")
+             "or r1 when --gp-weight is given; a penalty chosen without --gp-weight uses its usual weight, 10)")
+    add("--spectral-norm", action=argparse.BooleanOptionalAction, default=cfg.discriminator.spectral_norm,
+        help="spectral normalization of every layer of D (Miyato et al. 2018)")
+    add("--pack", type=positive_int, default=cfg.pack, help="PacGAN: D judges this many samples at once")
+    add("--augment", type=augmentations, default=cfg.augment,
+        help="DiffAugment of D's images, comma-separated (translation, cutout) or none; applied with probability "
+             "--augment-p (1 when not given)")
     add("--n-disc", type=positive_int, default=cfg.n_disc, help="D updates per step")
     add("--n-gen", type=positive_int, default=cfg.n_gen, help="G updates per step")
     add("--log-every", type=positive_int, default=cfg.log_every, help="log metrics every N steps")
@@ -203,11 +220,16 @@ class Experiment:
     parser: OneLineParser  # for errors found later: `with exit_on_error(exp.parser)`
 
 
-def hparams_from(args: argparse.Namespace, preset: Preset, optimizer: str) -> HParams:
-    """The preset's traced values, the new optimizer's usual betas if it changed, then the flags given."""
+def hparams_from(args: argparse.Namespace, preset: Preset, cfg: Config) -> HParams:
+    """The preset's traced values; the usual values of what the flags switched on or changed (the new
+    optimizer's betas, a new penalty's weight, augmentation always on); then the values given."""
     values = preset.hparams.to_dict()
-    if optimizer != preset.config.optimizer:
-        values["beta1"], values["beta2"] = optim.OPTIMIZERS[optimizer].betas
+    if cfg.optimizer != preset.config.optimizer:
+        values["beta1"], values["beta2"] = optim.OPTIMIZERS[cfg.optimizer].betas
+    if cfg.gradient_penalty != preset.config.gradient_penalty:
+        values["gp_weight"] = penalties.PENALTIES[cfg.gradient_penalty].default_weight
+    if cfg.augment and not preset.config.augment:
+        values["augment_p"] = 1.0  # DiffAugment's: every image, every time
     for name in traced_specs():  # aliases first: an explicit --lr-g wins over --lr
         given = getattr(args, name)
         if given is not None:
@@ -218,11 +240,13 @@ def hparams_from(args: argparse.Namespace, preset: Preset, optimizer: str) -> HP
 def resolve(parser: OneLineParser, args: argparse.Namespace, preset: Preset, cfg: Config, name: str) -> Experiment:
     """Apply the shared flags to `cfg` (the preset's config with the experiment's own flags applied),
     validate everything, and pick the run directory (checked, not created)."""
-    hp = hparams_from(args, preset, args.optimizer)
     penalty = args.gradient_penalty or ("r1" if args.gp_weight and cfg.gradient_penalty == "none"
                                         else cfg.gradient_penalty)
     cfg = cfg.replace(batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer, n_disc=args.n_disc,
-                      n_gen=args.n_gen, log_every=args.log_every, gradient_penalty=penalty)
+                      n_gen=args.n_gen, log_every=args.log_every, gradient_penalty=penalty, pack=args.pack,
+                      augment=args.augment,
+                      discriminator=dataclasses.replace(cfg.discriminator, spectral_norm=args.spectral_norm))
+    hp = hparams_from(args, preset, cfg)
     if args.resume and args.out is None:
         parser.error("--resume needs --out, the run directory to continue")
     out = args.out or pathlib.Path("runs") / f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"

@@ -49,6 +49,7 @@ class DiscriminatorConfig:
     negative_slope: float = 0.2
     dropout: float = 0.0
     kernel_init: str = "glorot_uniform"
+    spectral_norm: bool = False  # every layer's kernel divided by its largest singular value (Miyato 2018)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,13 +67,15 @@ class Config:
     generator: GeneratorConfig = GeneratorConfig()
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
     loss: str = "non_saturating"
-    gradient_penalty: str = "none"  # "r1": D loss += gp_weight / 2 * E||grad_x D(x_real)||^2 (Mescheder 2018)
+    gradient_penalty: str = "none"  # D loss += gp_weight * penalty (gan_jax.penalties: r1, r2, r1+r2, wgan_gp)
     optimizer: str = "rmsprop"
     batch_size: int = 256
     n_disc: int = 1  # D updates per step
     n_gen: int = 1  # G updates per step
     share_batch: bool = True  # every update of a step uses one (x, z) batch, as R1; else fresh batches
     log_every: int = 10  # steps per logged window: metrics of its first step, one divergence check at its end
+    pack: int = 1  # PacGAN: D judges `pack` samples at once, concatenated; a batch draws batch_size * pack
+    augment: tuple[str, ...] = ()  # DiffAugment transformations of D's image inputs, each with prob. augment_p
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -135,6 +138,8 @@ class HParams:
                             low=0.0)
     ema_decay: Any = traced(0.0, "decay of the moving average of G's parameters that samples and metrics use "
                                  "(e.g. 0.999); 0: G itself", low=0.0, high=1.0, high_open=True)
+    augment_p: Any = traced(0.0, "probability that each of the config's augmentations is applied to an image "
+                                 "D sees (real and fake alike)", low=0.0, high=1.0)
 
     @staticmethod
     def specs() -> dict[str, Traced]:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from gan_jax.config import HParams
     from gan_jax.train import GAN, Metrics, TrainState
 
-LEARNED = ("g_params", "d_params", "g_ema", "g_opt_state", "d_opt_state", "g_stats")
+LEARNED = ("g_params", "d_params", "g_ema", "g_opt_state", "d_opt_state", "g_stats", "d_stats")
 
 
 def learned(state: "TrainState") -> dict:
@@ -44,7 +44,7 @@ def window(gan: "GAN", start: "TrainState", hp: "HParams", length: int) -> tuple
     logged = jax.tree.map(lambda m: like(m.shape, m.dtype), jax.eval_shape(gan.update, start, hp)[1])
     end, finite, metrics = jax.lax.fori_loop(0, length, one_step, (start, ~like((), bool), logged))
     healthy = start.diverged_at < 0
-    keep = healthy & finite & all_finite((end.g_params, end.d_params, end.g_stats))
+    keep = healthy & finite & all_finite((end.g_params, end.d_params, end.g_stats, end.d_stats))
     kept = jax.tree.map(lambda e, s: jnp.where(keep, e, s), learned(end), learned(start))
     return end.replace(**kept, diverged_at=jnp.where(healthy & ~keep, start.step, start.diverged_at)), metrics
 

@@ -1,7 +1,8 @@
 """GAN losses: pure functions of discriminator logits, in numerically stable log-sigmoid form.
 
 Each family has `<name>_discriminator_loss(real_logits, fake_logits, real_label=1.0)` and
-`<name>_generator_loss(fake_logits)`. With D(x) = sigmoid(logit):
+`<name>_generator_loss(fake_logits)`; a relativistic family's generator loss also sees the real logits,
+`<name>_generator_loss(fake_logits, real_logits)`. With D(x) = sigmoid(logit):
 log D(x) = log_sigmoid(logit) and log(1 - D(x)) = log_sigmoid(-logit), stable for any logit.
 """
 from __future__ import annotations
@@ -72,23 +73,63 @@ def non_saturating_prob_generator_loss(fake_logits):
     return -jnp.mean(jnp.log(jax.nn.sigmoid(fake_logits)))
 
 
+def wasserstein_discriminator_loss(real_logits, fake_logits, real_label=1.0):
+    """E[D(G(z))] - E[D(x)]: the critic's loss of WGAN (Arjovsky et al. 2017); D is a critic with unbounded
+    output, kept near 1-Lipschitz by a penalty (wgan_gp, Gulrajani et al. 2017) or spectral norm."""
+    del real_label  # validated to be 1.0 for this family
+    return jnp.mean(fake_logits) - jnp.mean(real_logits)
+
+
+def wasserstein_generator_loss(fake_logits):
+    """-E[D(G(z))] (Arjovsky et al. 2017)."""
+    return -jnp.mean(fake_logits)
+
+
+def rpgan_discriminator_loss(real_logits, fake_logits, real_label=1.0):
+    """E[softplus(D(G(z)) - D(x))] over pairs (x_i, G(z_i)): the relativistic pairing loss (RpGAN;
+    Jolicoeur-Martineau 2019's relativistic standard GAN, the loss of R3GAN, Huang et al. 2024)."""
+    del real_label
+    return jnp.mean(jax.nn.softplus(fake_logits - real_logits))
+
+
+def rpgan_generator_loss(fake_logits, real_logits):
+    """E[softplus(D(x) - D(G(z)))] over pairs (RpGAN): G makes each fake more real than its real partner."""
+    return jnp.mean(jax.nn.softplus(real_logits - fake_logits))
+
+
+def ragan_discriminator_loss(real_logits, fake_logits, real_label=1.0):
+    """-E_x[log sigmoid(D(x) - E D(G(z)))] - E_z[log(1 - sigmoid(D(G(z)) - E D(x)))]: the relativistic
+    average GAN (RaGAN, Jolicoeur-Martineau 2019, eq. 9 with the standard GAN's f)."""
+    del real_label
+    return (-jnp.mean(jax.nn.log_sigmoid(real_logits - jnp.mean(fake_logits)))
+            - jnp.mean(jax.nn.log_sigmoid(-(fake_logits - jnp.mean(real_logits)))))
+
+
+def ragan_generator_loss(fake_logits, real_logits):
+    """The same with real and fake swapped (RaGAN's generator, Jolicoeur-Martineau 2019)."""
+    return ragan_discriminator_loss(fake_logits, real_logits)
+
+
 class GANLoss(NamedTuple):
-    """The contract between the training step and a loss family."""
+    """The contract between the training step and a loss family. A relativistic loss's generator takes
+    (fake_logits, real_logits), so the G update also runs D on a real batch; a loss without label
+    smoothing refuses real_label < 1."""
 
     discriminator: Callable[..., jax.Array]
-    generator: Callable[[jax.Array], jax.Array]
+    generator: Callable[..., jax.Array]
+    relativistic: bool = False
+    label_smoothing: bool = True
 
 
 LOSSES: dict[str, GANLoss] = {
     "minimax": GANLoss(minimax_discriminator_loss, minimax_generator_loss),
     "non_saturating": GANLoss(non_saturating_discriminator_loss, non_saturating_generator_loss),
     "least_squares": GANLoss(least_squares_discriminator_loss, least_squares_generator_loss),
-    "hinge": GANLoss(hinge_discriminator_loss, hinge_generator_loss),
+    "hinge": GANLoss(hinge_discriminator_loss, hinge_generator_loss, label_smoothing=False),
     "non_saturating_prob": GANLoss(non_saturating_prob_discriminator_loss, non_saturating_prob_generator_loss),
+    "wasserstein": GANLoss(wasserstein_discriminator_loss, wasserstein_generator_loss, label_smoothing=False),
+    "rpgan": GANLoss(rpgan_discriminator_loss, rpgan_generator_loss, relativistic=True, label_smoothing=False),
+    "ragan": GANLoss(ragan_discriminator_loss, ragan_generator_loss, relativistic=True, label_smoothing=False),
 }
 
 
-def get_loss(name: str) -> GANLoss:
-    if name not in LOSSES:
-        raise KeyError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
-    return LOSSES[name]

@@ -51,6 +51,32 @@ def _dense(features: int, init: str, name: str | None = None) -> nn.Dense:
     return nn.Dense(features, kernel_init=INITIALIZERS[init], bias_init=nn.initializers.zeros, name=name)
 
 
+SPECTRAL = "spectral"  # the variable collection of spectral norm's power-iteration vectors: D's only state
+
+
+def spectral(layer: nn.Module, on: bool) -> Callable:
+    """`layer`, or with spectral normalization (Miyato et al. 2018): its kernel divided by an estimate of
+    its largest singular value, from one power iteration per call. The iteration's vector is stored (in
+    the SPECTRAL collection) only when that collection is mutable: in D's updates, not in G's."""
+    if not on:
+        return layer
+    normalized = nn.SpectralNorm(layer, collection_name=SPECTRAL)
+    return lambda x: normalized(x, update_stats=normalized.is_mutable_collection(SPECTRAL))
+
+
+def pack(x: jax.Array, m: int, image_shape: Sequence[int] | None = None) -> jax.Array:
+    """PacGAN's packing (Lin et al. 2018): [n, d] samples -> [n / m, m * d], m consecutive samples
+    concatenated; for images (flat, of `image_shape`) along the channel axis, so a convolutional D sees
+    one image of m * channels channels."""
+    if m == 1:
+        return x
+    n = x.shape[0] // m
+    if image_shape is None:
+        return x.reshape(n, m * x.shape[1])
+    h, w, c = image_shape
+    return x.reshape(n, m, h, w, c).transpose(0, 2, 3, 1, 4).reshape(n, m * x.shape[1])
+
+
 def with_label(h: jax.Array, labels: jax.Array | None, num_classes: int) -> jax.Array:
     """Concatenate the labels' one-hot code to the last axis of `h` (broadcast over any spatial axes)."""
     if num_classes == 0:
@@ -92,18 +118,20 @@ class Discriminator(nn.Module):
     dropout: float = 0.0
     kernel_init: str = "glorot_uniform"
     num_classes: int = 0
+    spectral_norm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None,
                  train: bool = False) -> tuple[jax.Array, jax.Array]:
         act = activation(self.activation, self.negative_slope)
+        dense = lambda width, name=None: spectral(_dense(width, self.kernel_init, name), self.spectral_norm)  # noqa: E731
         h = with_label(x, labels, self.num_classes)
         for width in self.hidden:
-            h = act(_dense(width, self.kernel_init)(h))
+            h = act(dense(width)(h))
             if self.dropout > 0:
                 h = nn.Dropout(self.dropout, deterministic=not train)(h)
-        features = h if self.feature_dim is None else _dense(self.feature_dim, self.kernel_init, "features")(h)
-        logit = _dense(1, self.kernel_init, "logit")(features)
+        features = h if self.feature_dim is None else dense(self.feature_dim, "features")(h)
+        logit = dense(1, "logit")(features)
         return logit[..., 0], features
 
 
@@ -196,6 +224,7 @@ class ConvDiscriminator(nn.Module):
     negative_slope: float = 0.2
     dropout: float = 0.0
     num_classes: int = 0
+    spectral_norm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None,
@@ -203,11 +232,11 @@ class ConvDiscriminator(nn.Module):
         act = activation(self.activation, self.negative_slope)
         h = with_label(x.reshape((x.shape[0],) + tuple(self.image_shape)), labels, self.num_classes)
         for features in self.hidden:
-            h = act(Conv2x(features)(h))
+            h = act(spectral(Conv2x(features), self.spectral_norm)(h))
             if self.dropout > 0:
                 h = nn.Dropout(self.dropout, deterministic=not train)(h)
         features = h.reshape(x.shape[0], -1)
-        return nn.Dense(1, name="logit")(features)[..., 0], features
+        return spectral(nn.Dense(1, name="logit"), self.spectral_norm)(features)[..., 0], features
 
 
 def _mlp(cfg: Config, out_dim: int) -> tuple[nn.Module, nn.Module]:
@@ -215,14 +244,16 @@ def _mlp(cfg: Config, out_dim: int) -> tuple[nn.Module, nn.Module]:
     return (Generator(g.hidden, out_dim, g.activation, g.negative_slope, g.output_activation, g.kernel_init,
                       cfg.num_classes),
             Discriminator(d.hidden, d.feature_dim, d.activation, d.negative_slope, d.dropout, d.kernel_init,
-                          cfg.num_classes))
+                          cfg.num_classes, d.spectral_norm))
 
 
 def _dcgan(cfg: Config, out_dim: int) -> tuple[nn.Module, nn.Module]:
     g, d = cfg.generator, cfg.discriminator
+    height, width, channels = cfg.image_shape
     return (ConvGenerator(g.hidden, cfg.image_shape, g.activation, g.negative_slope, g.output_activation,
                           cfg.num_classes),
-            ConvDiscriminator(d.hidden, cfg.image_shape, d.activation, d.negative_slope, d.dropout, cfg.num_classes))
+            ConvDiscriminator(d.hidden, (height, width, channels * cfg.pack), d.activation, d.negative_slope,
+                              d.dropout, cfg.num_classes, d.spectral_norm))
 
 
 # name -> (cfg, data dimension) -> (generator, discriminator)

@@ -31,7 +31,7 @@ R1_FULL_STEPS = 100_001  # the tutorial's iterations
 
 _MLP128x3 = dict(generator=GeneratorConfig(hidden=(128, 128, 128), activation="relu"),
                  discriminator=DiscriminatorConfig(hidden=(128, 128, 128), feature_dim=None, activation="relu"))
-_R2 = Config(data="mnist", latent_dim=100, noise="uniform",
+_R2 = Config(data="mnist", image_shape=(28, 28, 1), latent_dim=100, noise="uniform",
              generator=GeneratorConfig(hidden=(128, 128), output_activation="tanh"),
              discriminator=DiscriminatorConfig(hidden=(128, 128), feature_dim=None),
              loss="non_saturating", optimizer="adam", batch_size=100, share_batch=False, log_every=50)
@@ -68,6 +68,16 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            _R2.replace(num_classes=10), _ADAM.replace(beta1=0.5), 5_000, 500, "mnist"),
     Preset("cdcgan", "conditional dcgan: the code concatenated to z, and to D's input as 10 constant channels",
            _DCGAN.replace(num_classes=10), _DCGAN_HP, 3_000, 500, "mnist"),
+    # Mimicry's SNGAN settings (Lee & Town 2020, after Miyato et al. 2018) on dcgan's networks
+    Preset("sngan", "SNGAN: dcgan's networks with spectral norm in every D layer, hinge loss, Adam 2e-4 (0.0, 0.9), "
+                    "5 D updates per G update", _DCGAN.replace(
+                        loss="hinge", n_disc=5, discriminator=dataclasses.replace(_DCGAN.discriminator, spectral_norm=True)),
+           default_hparams("adam", 2e-4, beta1=0.0, beta2=0.9), 3_000, 500, "mnist"),
+    # Gulrajani et al. 2017, Algorithm 1's defaults: lambda 10, n_critic 5, Adam 1e-4 (0.0, 0.9)
+    Preset("wgan_gp", "WGAN-GP: dcgan's networks, Wasserstein critic loss, gradient penalty 10 on interpolates, "
+                      "Adam 1e-4 (0.0, 0.9), 5 critic updates per G update",
+           _DCGAN.replace(loss="wasserstein", gradient_penalty="wgan_gp", n_disc=5),
+           default_hparams("adam", 1e-4, beta1=0.0, beta2=0.9, gp_weight=10.0), 3_000, 500, "mnist"),
 )}
 
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from gan_jax import data, loop, losses, models, optim, penalties
+from gan_jax import augment, data, loop, losses, models, optim, penalties
 from gan_jax.config import Config, HParams
 from gan_jax.errors import ConfigError
 from gan_jax.validate import validate
@@ -37,6 +37,7 @@ class TrainState:
     diverged_at: jax.Array  # -1 while healthy; else the first step of the window in which it went non-finite
     # (its parameters and optimizer states are frozen as they were at that step)
     g_stats: Any = struct.field(default_factory=dict)  # G's non-parameter state: batch-norm averages
+    d_stats: Any = struct.field(default_factory=dict)  # D's only state: spectral norm's power-iteration vectors
 
 
 def _grad_norm(grads, log) -> jax.Array:
@@ -68,7 +69,7 @@ class GAN:
     generator: nn.Module
     discriminator: nn.Module
     loss: losses.GANLoss
-    penalty: penalties.Penalty | None = None  # D loss += hp.gp_weight * penalty(...)
+    penalty: penalties.PenaltyFn | None = None  # D loss += hp.gp_weight * penalty(...)
 
     @classmethod
     def from_config(cls, cfg: Config, sampler: data.Sampler | None = None, data_dim: int | None = None) -> "GAN":
@@ -86,7 +87,7 @@ class GAN:
             raise ConfigError("`data_dim`: give the dimension of the custom sampler's samples")
         generator, discriminator = models.make_models(cfg, data_dim)
         return cls(cfg, sampler, generator, discriminator, losses.LOSSES[cfg.loss],
-                   penalties.PENALTIES[cfg.gradient_penalty])
+                   penalties.PENALTIES[cfg.gradient_penalty].fn)
 
     # -- pieces ---------------------------------------------------------------------------------
     def sample_noise(self, key: jax.Array, n: int) -> jax.Array:
@@ -127,11 +128,33 @@ class GAN:
                                     mutable=list(g_stats))
 
     def discriminate(self, d_params, x: jax.Array, dropout_key: jax.Array | None = None,
-                     labels: jax.Array | None = None):
-        """(logits, features); training mode (dropout on) iff a dropout key is given."""
+                     labels: jax.Array | None = None, d_stats=None):
+        """(logits, features) of D's inputs `x` (already augmented; packed here); training mode (dropout
+        on) iff a dropout key is given. Spectral norm's vectors are read from `d_stats`, not updated."""
         train = dropout_key is not None
         rngs = {"dropout": dropout_key} if train else None
-        return self.discriminator.apply({"params": d_params}, *_inputs(x, labels), train=train, rngs=rngs)
+        return self.discriminator.apply({"params": d_params, **(d_stats or {})}, *_inputs(self.pack(x), labels),
+                                        train=train, rngs=rngs)
+
+    def discriminate_train(self, d_params, d_stats, x: jax.Array, dropout_key: jax.Array | None,
+                           labels: jax.Array | None):
+        """((logits, features), D's updated `d_stats`): as `discriminate`, and one power iteration of spectral
+        norm stored (D's update does this once per update: every forward pass of an update computes the
+        same iteration from the same stored vectors)."""
+        if not d_stats:
+            return self.discriminate(d_params, x, dropout_key, labels), d_stats
+        rngs = {"dropout": dropout_key} if dropout_key is not None else None
+        return self.discriminator.apply({"params": d_params, **d_stats}, *_inputs(self.pack(x), labels),
+                                        train=dropout_key is not None, rngs=rngs, mutable=list(d_stats))
+
+    def pack(self, x: jax.Array) -> jax.Array:
+        """D's view of a batch: `cfg.pack` consecutive samples as one (PacGAN); the batch itself otherwise."""
+        image_shape = self.cfg.image_shape if self.cfg.architecture == "dcgan" else None
+        return models.pack(x, self.cfg.pack, image_shape)
+
+    def augment(self, x: jax.Array, key: jax.Array, hp: HParams) -> jax.Array:
+        """D's input images with the config's differentiable augmentations (none: x itself)."""
+        return augment.augment(self.cfg.augment, key, x, self.cfg.image_shape, hp.augment_p)
 
     def optimizer(self, lr, hp: HParams) -> optax.GradientTransformation:
         """This step's optimizer, built from its traced values (`hp` is the only source of them)."""
@@ -146,15 +169,17 @@ class GAN:
         g_vars = dict(self.generator.init(k_g, *_inputs(z, labels)))
         g_params = g_vars.pop("params")
         x = jax.eval_shape(self.generate, g_params, z, labels, g_vars)
-        d_vars = self.discriminator.init(k_d, *_inputs(jnp.zeros(x.shape, x.dtype), labels))
-        if set(d_vars) != {"params"}:
-            raise ValueError(f"the discriminator has state {sorted(set(d_vars) - {'params'})}; gan_jax keeps "
-                             "D stateless (no batch norm), so D's output for one input never depends on its batch")
+        x = jnp.zeros((self.cfg.pack,) + x.shape[1:], x.dtype)
+        d_vars = dict(self.discriminator.init(k_d, *_inputs(self.pack(x), labels)))
+        d_params = d_vars.pop("params")
+        if set(d_vars) - {models.SPECTRAL}:
+            raise ValueError(f"the discriminator has state {sorted(set(d_vars) - {models.SPECTRAL})}; gan_jax keeps "
+                             "D's state to spectral norm's vectors (no batch norm), so D's output for one input "
+                             "never depends on its batch")
         name = self.cfg.optimizer
         g_ema = jax.tree.map(jnp.array, g_params)  # a copy: a donated state must not hold one buffer twice
-        return TrainState(g_params, d_vars["params"], g_ema, optim.init_state(name, g_params),
-                          optim.init_state(name, d_vars["params"]), k_train, jnp.zeros((), jnp.int32),
-                          jnp.full((), -1, jnp.int32), g_vars)
+        return TrainState(g_params, d_params, g_ema, optim.init_state(name, g_params), optim.init_state(name, d_params),
+                          k_train, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), g_vars, d_vars)
 
     def d_update(self, state: TrainState, hp: HParams, real: jax.Array, z: jax.Array, dropout_key: jax.Array,
                  real_labels: jax.Array | None = None, fake_labels: jax.Array | None = None, log=True
@@ -164,31 +189,46 @@ class GAN:
         fake, _ = self.generate_train(state.g_params, state.g_stats, z, fake_labels)
         k_real, k_fake = jax.random.split(dropout_key)
         k_penalty = jax.random.fold_in(dropout_key, 2)  # interpolation weights, for penalties that need them
+        real = self.augment(real, jax.random.fold_in(dropout_key, 3), hp)
+        fake = self.augment(fake, jax.random.fold_in(dropout_key, 4), hp)
         dropout = self.cfg.discriminator.dropout > 0
+        k_real, k_fake = (k_real, k_fake) if dropout else (None, None)
 
         def loss_fn(d_params):
-            d_real = lambda x: self.discriminate(d_params, x, k_real if dropout else None, real_labels)[0]  # noqa: E731
-            d_fake = lambda x: self.discriminate(d_params, x, k_fake if dropout else None, fake_labels)[0]  # noqa: E731
-            real_logits, fake_logits = d_real(real), d_fake(fake)
+            (real_logits, _), d_stats = self.discriminate_train(d_params, state.d_stats, real, k_real, real_labels)
+            fake_logits, _ = self.discriminate(d_params, fake, k_fake, fake_labels, state.d_stats)
             loss = self.loss.discriminator(real_logits, fake_logits, hp.real_label)
             if self.penalty is not None:
+                d_real = lambda x: self.discriminate(d_params, x, k_real, real_labels, state.d_stats)[0]  # noqa: E731
+                d_fake = lambda x: self.discriminate(d_params, x, k_fake, fake_labels, state.d_stats)[0]  # noqa: E731
                 loss += hp.gp_weight * self.penalty(d_real, d_fake, real, fake, k_penalty)
-            return loss, (real_logits, fake_logits)
+            return loss, (real_logits, fake_logits, d_stats)
 
-        (loss, (real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
+        (loss, (real_logits, fake_logits, d_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
         updates, d_opt_state = self.optimizer(hp.lr_d, hp).update(grads, state.d_opt_state, state.d_params)
         metrics = {"d_loss": loss, "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
                    "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)), "d_grad_norm": _grad_norm(grads, log)}
-        return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=d_opt_state), metrics
+        return state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=d_opt_state,
+                             d_stats=d_stats), metrics
 
     def g_update(self, state: TrainState, hp: HParams, z: jax.Array, dropout_key: jax.Array,
-                 labels: jax.Array | None = None, log=True) -> tuple[TrainState, Metrics]:
-        """One generator update through D, with D fixed."""
+                 labels: jax.Array | None = None, log=True, real: jax.Array | None = None,
+                 real_labels: jax.Array | None = None) -> tuple[TrainState, Metrics]:
+        """One generator update through D, with D fixed. A relativistic loss compares with D's logits of
+        the real batch `real`."""
         dropout = self.cfg.discriminator.dropout > 0
+        k_fake = dropout_key if dropout else None
+        if self.loss.relativistic:
+            k_real = jax.random.fold_in(dropout_key, 5) if dropout else None
+            real = self.augment(real, jax.random.fold_in(dropout_key, 6), hp)
+            real_logits = self.discriminate(state.d_params, real, k_real, real_labels, state.d_stats)[0]
 
         def loss_fn(g_params):
             fake, g_stats = self.generate_train(g_params, state.g_stats, z, labels)
-            fake_logits, _ = self.discriminate(state.d_params, fake, dropout_key if dropout else None, labels)
+            fake = self.augment(fake, jax.random.fold_in(dropout_key, 3), hp)
+            fake_logits, _ = self.discriminate(state.d_params, fake, k_fake, labels, state.d_stats)
+            if self.loss.relativistic:
+                return self.loss.generator(fake_logits, real_logits), g_stats
             return self.loss.generator(fake_logits), g_stats
 
         (loss, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
@@ -201,9 +241,10 @@ class GAN:
         """`n_disc` D updates then `n_gen` G updates, then G's moving average; no divergence check.
         Batches come from keys that depend on (member key, step, update) alone, so a resumed run draws
         what an uninterrupted one would. With `cfg.share_batch` (R1's tutorial) every update of the step
-        uses one (x, z) batch, and XLA computes G(z) once for the D updates and the first G update."""
+        uses one (x, z) batch, and XLA computes G(z) once for the D updates and the first G update. A batch
+        holds `batch_size * pack` samples, which D sees as `batch_size` packed ones."""
         k_d, k_g, k_shared = jax.random.split(jax.random.fold_in(state.key, state.step), 3)
-        batch = self.cfg.batch_size
+        batch = self.cfg.batch_size * self.cfg.pack
 
         def draw(key):
             k_data, k_noise = jax.random.split(key)
@@ -218,7 +259,9 @@ class GAN:
         for i in range(self.cfg.n_gen):
             k_noise, k_drop = jax.random.split(jax.random.fold_in(k_g, i))
             z, labels = shared[1] if shared is not None else self.sample_latent(k_noise, batch)
-            state, g_metrics = self.g_update(state, hp, z, k_drop, labels, log)
+            real, real_labels = (None, None) if not self.loss.relativistic else (
+                shared[0] if shared is not None else self.sample_real(jax.random.fold_in(k_noise, 1), batch))
+            state, g_metrics = self.g_update(state, hp, z, k_drop, labels, log, real, real_labels)
         # decay 0 gives g_params exactly (1 * p + 0 * e)
         state = state.replace(g_ema=optax.incremental_update(state.g_params, state.g_ema, 1 - hp.ema_decay))
         metrics.update(d_metrics)  # the last update's values

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gan_jax import data, losses, models, optim, penalties
+from gan_jax import augment, data, losses, models, optim, penalties
 from gan_jax.config import Config, HParams
 from gan_jax.errors import ConfigError
 
@@ -32,7 +32,7 @@ def validate(cfg: Config, hp: HParams | None = None) -> None:
     _known(cfg.noise, NOISES, "noise", "noise")
     need(isinstance(cfg.num_classes, int) and cfg.num_classes >= 0, "num_classes",
          f"must be an integer >= 0, got {cfg.num_classes!r}")
-    for name in ("latent_dim", "batch_size", "n_disc", "n_gen", "log_every"):
+    for name in ("latent_dim", "batch_size", "n_disc", "n_gen", "log_every", "pack"):
         value = getattr(cfg, name)
         need(isinstance(value, int) and value > 0, name, f"must be a positive integer, got {value!r}")
     for net in ("generator", "discriminator"):
@@ -44,6 +44,15 @@ def validate(cfg: Config, hp: HParams | None = None) -> None:
     _known(cfg.generator.output_activation, models.ACTIVATIONS, "generator.output_activation", "activation")
     need(0.0 <= cfg.discriminator.dropout < 1.0, "discriminator.dropout",
          f"must be in [0, 1), got {cfg.discriminator.dropout}")
+    need(isinstance(cfg.discriminator.spectral_norm, bool), "discriminator.spectral_norm",
+         f"must be True or False, got {cfg.discriminator.spectral_norm!r}")
+    need(cfg.pack == 1 or not cfg.num_classes, "pack",
+         "packing is for unconditional GANs; use pack 1 with num_classes > 0")
+    for name in cfg.augment:
+        _known(name, augment.AUGMENTATIONS, "augment", "augmentation")
+    need(len(set(cfg.augment)) == len(cfg.augment), "augment", f"lists an augmentation twice: {cfg.augment}")
+    need(not cfg.augment or (cfg.image_shape is not None and len(cfg.image_shape) == 3), "augment",
+         "augmentations transform images: set image_shape (height, width, channels), or use none")
     if cfg.architecture == "dcgan":
         _validate_dcgan(cfg)
     if hp is not None:
@@ -70,5 +79,7 @@ def validate_hparams(cfg: Config, hp: HParams) -> None:
     gp = np.asarray(hp.gp_weight)
     need(cfg.gradient_penalty != "none" or bool(np.all(gp == 0)), "gp_weight",
          "is set but the config's `gradient_penalty` is 'none'; choose a penalty, e.g. 'r1'")
-    need(cfg.loss != "hinge" or bool(np.all(np.asarray(hp.real_label) == 1.0)), "real_label",
-         "label smoothing is not defined for the hinge loss; use real_label 1.0")
+    need(losses.LOSSES[cfg.loss].label_smoothing or bool(np.all(np.asarray(hp.real_label) == 1.0)), "real_label",
+         f"label smoothing is not defined for the {cfg.loss} loss; use real_label 1.0")
+    need(bool(cfg.augment) or bool(np.all(np.asarray(hp.augment_p) == 0)), "augment_p",
+         "is set but the config's `augment` is empty; choose augmentations, e.g. translation,cutout")

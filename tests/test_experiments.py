@@ -21,7 +21,7 @@ def test_help_lists_every_setting_with_default():
 
 
 @pytest.mark.parametrize("flags, setting", [
-    (["--loss", "wasserstein"], "--loss"),
+    (["--loss", "wgan"], "--loss"),
     (["--optimizer", "lbfgs"], "--optimizer"),
     (["--lr", "-0.1"], "--lr"),
     (["--lr-g", "0"], "--lr-g"),

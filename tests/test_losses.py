@@ -71,12 +71,48 @@ class TestHinge:
         assert losses.hinge_generator_loss(F) == pytest.approx(0.5)
 
 
+class TestWasserstein:
+    def test_critic(self):
+        # mean(f) - mean(r) = -0.5 - 1
+        assert losses.wasserstein_discriminator_loss(R, F) == pytest.approx(-1.5)
+
+    def test_generator(self):
+        assert losses.wasserstein_generator_loss(F) == pytest.approx(0.5)
+
+
+class TestRelativisticPairing:
+    """softplus(t) = log(1 + e^t): softplus(0) = 0.6931472, softplus(-3) = 0.0485874, softplus(3) = 3.0485874."""
+
+    def test_discriminator(self):
+        # mean(softplus(f - r)) over the pairs (0, 0), (-1, 2) = (0.6931472 + 0.0485874) / 2
+        assert losses.rpgan_discriminator_loss(R, F) == pytest.approx(0.3708673, abs=1e-6)
+
+    def test_generator(self):
+        # mean(softplus(r - f)) = (0.6931472 + 3.0485874) / 2
+        assert losses.rpgan_generator_loss(F, R) == pytest.approx(1.8708673, abs=1e-6)
+
+    def test_depends_on_the_pairing(self):
+        assert losses.rpgan_discriminator_loss(R, F[::-1]) != pytest.approx(0.3708673, abs=1e-3)
+
+
+class TestRelativisticAverage:
+    """mean(r) = 1, mean(f) = -0.5; -log sigmoid(t) = softplus(-t)."""
+
+    def test_discriminator(self):
+        # real: softplus(-(r + 0.5)) -> (0.4740770 + 0.0789340) / 2; fake: softplus(-(1 - f)) -> (0.3132617 + 0.1269280) / 2
+        assert losses.ragan_discriminator_loss(R, F) == pytest.approx(0.4965782, abs=1e-6)
+
+    def test_generator(self):
+        # fake as real: softplus(-(f - 1)) -> (1.3132617 + 2.1269280) / 2; real as fake: softplus(r + 0.5) -> (0.9740770 + 2.5789340) / 2
+        assert losses.ragan_generator_loss(F, R) == pytest.approx(3.4965782, abs=1e-6)
+
+
 @pytest.mark.parametrize("name", sorted(set(losses.LOSSES) - {"non_saturating_prob"}))
 def test_stable_for_extreme_logits(name):
-    loss = losses.get_loss(name)
+    loss = losses.LOSSES[name]
     big = jnp.array([-200.0, 200.0])
     assert jnp.isfinite(loss.discriminator(big, -big, 1.0))
-    assert jnp.isfinite(loss.generator(big))
+    assert jnp.isfinite(loss.generator(big, -big) if loss.relativistic else loss.generator(big))
 
 
 def test_non_saturating_generator_large_negative_logit_is_exact():
@@ -85,8 +121,12 @@ def test_non_saturating_generator_large_negative_logit_is_exact():
 
 
 def test_unknown_loss_names_the_choices():
-    with pytest.raises(KeyError, match="non_saturating"):
-        losses.get_loss("wasserstein")
+    from gan_jax.config import Config
+    from gan_jax.errors import ConfigError
+    from gan_jax.validate import validate
+
+    with pytest.raises(ConfigError, match="`loss`: unknown loss 'wgan'; choose one of .*'non_saturating'"):
+        validate(Config(loss="wgan"))
 
 
 def test_probability_form_equals_logit_form_until_it_overflows():

@@ -175,6 +175,12 @@ def test_mnist_gan_runs_on_the_shared_test_split(tmp_path):
     assert "training on 8000 images; 2000 held out" in proc.stdout and "classifier_score over seeds" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["real_reference"]["classifier_score"] > 9.5 and summary["over_seeds"]["eval_frechet_distance"]["n"] == 4
+    ceiling = summary["real_reference"]  # the new metrics' real-data ceiling, and what they depend on
+    assert ceiling["precision"] > 0.8 and ceiling["recall"] > 0.8 and ceiling["coverage"] > 0.8
+    assert abs(ceiling["kid"]) < 2 * ceiling["kid_std"]
+    assert summary["over_seeds"]["eval_kid"]["mean"] > 10 * abs(ceiling["kid"])  # 100 steps: far from real
+    assert summary["provenance"]["classifier_sha256"].startswith("da65593f") and summary["provenance"][
+        "reference_samples"] == 2000 and summary["provenance"]["samples"] == 2000
     names = {p.name for p in (out / "figures").iterdir()}
     assert {"losses.png", "samples.gif", "grid4x4_step0000100.png", "grid8x8_step0000050.png",
             "final_seed0.png", "final_seed1.png"} <= names

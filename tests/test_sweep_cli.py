@@ -31,7 +31,7 @@ def test_help_documents_the_grid_syntax():
     (["--lr", "1e-4,-3e-4"], "must be finite and in (0, inf), got -3e-4"),
     (["--seeds", "0,1,1"], "duplicate value"),
     (["--real-label", "0.9,0.9"], "duplicate value"),
-    (["--loss", "non_saturating,wasserstein"], "is not one of"),
+    (["--loss", "non_saturating,wgan"], "is not one of"),
     (["--real-label", "1.5"], "--real-label"),
     (["--gp-weight", "1", "--", "--gradient-penalty", "none"], "--gradient-penalty"),
     (["--beta1", "1.2", "--", "--optimizer", "adam"], "beta1"),

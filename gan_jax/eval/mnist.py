@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax.eval import features as feature_metrics
+
 HELDOUT_EVERY = 5  # images 4, 9, 14, ... of the 10,000-image test split are held out; 8,000 train
 HELDOUT_SIZE = 2000  # = 10,000 / HELDOUT_EVERY
 EVAL_SAMPLES = 2000  # generated samples per evaluation, as many as the held-out real reference
@@ -222,22 +224,24 @@ def _reference_stats(features) -> tuple[jax.Array, jax.Array, jax.Array]:
     return jnp.asarray(f.mean(0), jnp.float32), jnp.float32(np.trace(cov)), jnp.asarray(sqrt_cov, jnp.float32)
 
 
-def metrics_fn(params, real_images_unit, min_class_share: float = MIN_CLASS_SHARE
-               ) -> Callable[[jax.Array], dict[str, jax.Array]]:
-    """`fn(samples, labels=None) -> {classifier_score, frechet_distance, classes_covered, class_kl}` for
-    generated images in [0, 1], [n, 784] (use EVAL_SAMPLES of them); with the labels a conditional generator
-    was asked for, also label_accuracy (the share the classifier reads as that digit). The reference is
-    `real_images_unit` (the HELDOUT_SIZE held-out images in [0, 1]); its feature statistics are computed
-    here, once, and closed over. `fn` is pure: jit it, or vmap it over members (Sweep.evaluate does both).
-    Rescale tanh outputs to [0, 1] first."""
+def metrics_fn(params, real_images_unit, min_class_share: float = MIN_CLASS_SHARE,
+               n_samples: int = EVAL_SAMPLES) -> Callable[[jax.Array], dict[str, jax.Array]]:
+    """`fn(samples, labels=None) -> {classifier_score, frechet_distance, classes_covered, class_kl, kid,
+    kid_std, precision, recall, density, coverage}` for `n_samples` generated images in [0, 1], [n, 784];
+    with the labels a conditional generator was asked for, also label_accuracy (the share the classifier
+    reads as that digit). The reference is `real_images_unit` (the HELDOUT_SIZE held-out images in [0, 1]);
+    its feature statistics are computed here, once, and closed over (`gan_jax.eval.features` for KID,
+    precision/recall and density/coverage on the classifier's 128 features). `fn` is pure: jit it, or vmap
+    it over members (Sweep.evaluate does both). Rescale tanh outputs to [0, 1] first."""
     _, real_features = _classify_jit(params, real_images_unit)
     mu_r, trace_r, sqrt_r = _reference_stats(real_features)
+    reference = feature_metrics.reference(real_features, n_samples)
 
     def fn(samples: jax.Array, labels: jax.Array | None = None) -> dict[str, jax.Array]:
         logits, features = classify(params, samples)
         metrics = {"classifier_score": classifier_score(logits),
                    "frechet_distance": _frechet(mu_r, trace_r, sqrt_r, features),
-                   **class_coverage(logits, min_class_share)}
+                   **class_coverage(logits, min_class_share), **feature_metrics.metrics(reference, features)}
         if labels is not None:  # a conditional GAN: how often the classifier reads the asked-for digit
             metrics["label_accuracy"] = jnp.mean(jnp.argmax(logits, -1) == labels)
         return metrics
@@ -257,4 +261,12 @@ def real_reference(params, real_images_unit, train_images_unit=None) -> dict[str
         reference, samples = real_images_unit, train_images_unit[::step][:EVAL_SAMPLES]
     else:
         reference, samples = real_images_unit[0::2], real_images_unit[1::2]
-    return {k: float(v) for k, v in jax.jit(metrics_fn(params, reference))(jnp.asarray(samples)).items()}
+    fn = metrics_fn(params, reference, n_samples=len(samples))
+    return {k: float(v) for k, v in jax.jit(fn)(jnp.asarray(samples)).items()}
+
+
+def provenance(n_reference: int, reference: str, n_samples: int = EVAL_SAMPLES) -> dict:
+    """What the MNIST metrics depend on: compare two runs' numbers only when this matches."""
+    return {"classifier": "gan_jax/eval/mnist_classifier.msgpack", "classifier_sha256": CLASSIFIER_SHA256,
+            "features": f"the classifier's {FEATURES} penultimate ReLU features", "reference": reference,
+            **feature_metrics.provenance(n_reference, n_samples, FEATURES)}

@@ -159,10 +159,13 @@ def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathli
              "scale": scale_of(cfg), "train_images": len(data.train.images),
              "heldout_images": None if data.heldout is None else len(data.heldout), "real_reference": ceiling,
              **(extra_config or {})}
+    if data.heldout is not None:
+        extra["provenance"] = mnist_eval.provenance(len(data.heldout), f"{data.dataset} {data.split} split's held-out "
+                                                    f"images" if data.split == "test" else "the test split's held-out images")
     result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots, extra_config=extra)
     if result.run.primary:
         if ceiling:
-            result.summary["real_reference"] = ceiling
+            result.summary.update(real_reference=ceiling, provenance=extra["provenance"])
             result.run.write_json("summary.json", result.summary)
         if figures:
             write_figures(result, cfg, snapshots)

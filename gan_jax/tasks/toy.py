@@ -27,18 +27,20 @@ SNAPSHOT_SAMPLES = 512
 REAL_SAMPLES = 1024  # real points drawn in the figures
 
 
-def evaluator(gan: GAN) -> experiment.Evaluate:
-    """Every member's metrics on EVAL_SAMPLES samples from the same latents, against the same real draw."""
+def evaluator(gan: GAN) -> tuple[experiment.Evaluate, dict[str, float]]:
+    """(every member's metrics on EVAL_SAMPLES samples from the same latents against the same real draw,
+    the same metrics of a second real draw: the ceiling)."""
     dataset = data.get_dataset(gan.cfg.data)
-    metric_fn = toy_eval.metrics_fn(dataset)
     key = stream_key("evaluation")
     real = dataset.sample(jax.random.fold_in(key, 0), EVAL_SAMPLES)
+    metric_fn = toy_eval.evaluation_fn(dataset, real)
     z = gan.sample_noise(jax.random.fold_in(key, 1), EVAL_SAMPLES)
+    ceiling = jax.jit(metric_fn)(dataset.sample(jax.random.fold_in(key, 2), EVAL_SAMPLES))
 
     def sample_metrics(samples):  # one function object, so Sweep.evaluate compiles it once
-        return metric_fn(dataset.to_raw(samples, gan.cfg.standardize), real)
+        return metric_fn(dataset.to_raw(samples, gan.cfg.standardize))
 
-    return experiment.evaluator(z, sample_metrics)
+    return experiment.evaluator(z, sample_metrics), {k: float(v) for k, v in ceiling.items()}
 
 
 class Snapshots:
@@ -102,8 +104,14 @@ def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathli
     """Train `members` on the toy dataset `cfg.data`, measure them at every snapshot, draw the figures."""
     gan = GAN.from_config(cfg)
     snapshots = Snapshots(gan) if figures else None
-    result = experiment.run(gan, members, out, options, evaluate=evaluator(gan), on_snapshot=snapshots,
-                            extra_config={"task": "toy", "eval_samples": EVAL_SAMPLES, **(extra_config or {})})
+    evaluate, ceiling = evaluator(gan)
+    provenance = toy_eval.provenance(data.get_dataset(cfg.data), EVAL_SAMPLES)
+    result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots,
+                            extra_config={"task": "toy", "eval_samples": EVAL_SAMPLES, "provenance": provenance,
+                                          **(extra_config or {})})
+    if result.run.primary:
+        result.summary.update(real_reference=ceiling, provenance=provenance)
+        result.run.write_json("summary.json", result.summary)
     if figures:
         member0 = jax.tree.map(lambda a: a[0], result.sweep.gather(result.state))  # a collective: every process
         if result.run.primary:
@@ -119,5 +127,8 @@ def summary_lines(result: experiment.Result) -> list[str]:
         evals = "  ".join(f"{k[5:]} {v:.4g}" for k, v in m.items() if k.startswith("eval_"))
         lines.append(f"  seed {m['seed']}: d_loss {m['d_loss']:.3f}  g_loss {m['g_loss']:.3f}  "
                      f"D(real) {m['d_real']:.3f}  D(fake) {m['d_fake']:.3f}  {evals}")
-    lines += [f"  {name[5:]} over seeds: {stats.format_ci(summary)}" for name, summary in s["over_seeds"].items()]
+    ceiling = s.get("real_reference", {})
+    lines += [f"  {name[5:]} over seeds: {stats.format_ci(summary)}"
+              + (f"   (real data: {ceiling[name[5:]]:.4g})" if name[5:] in ceiling else "")
+              for name, summary in s["over_seeds"].items()]
     return lines + [f"run directory: {result.run.path}"]
