@@ -1,21 +1,23 @@
-"""Throughput of gan_jax's fused sweep against naive JAX (R1) and PyTorch eager (R2), over members and devices.
+"""Throughput of gan_jax's fused sweep against naive JAX and PyTorch eager, over members and devices.
 
-    python -m experiments.benchmark              # default sizes: about 4 minutes on 2 idle CPU cores
-    python -m experiments.benchmark --quick      # short lists, few steps: a smoke test, not a measurement
-    python -m experiments.benchmark --members 1,1024 --r2-members 1,16 --out bench.json
+    python -m experiments.benchmark                    # the CPU suite: about 5 minutes on 2 idle CPU cores
+    python -m experiments.benchmark --quick            # short lists, few steps: a smoke test, not a measurement
+    python -m experiments.benchmark --suite gpu        # the GPU suite: under 8 minutes on one H200
+    python -m experiments.benchmark --suite gpu --tiny # every code path of the GPU suite, on a CPU, in seconds
 
-R1 is the toy quadratic (16/16 MLPs, RMSProp, batch 256). "Naive JAX" is one seed trained by a Python loop
-over a jitted single step. "Fused" is `gan_jax.sweep`: all members vmapped, the whole chunk of steps one
-lax.scan, the member axis split over every device (on a CPU host, one device per core) and, for R1, also on
-one device. R2 is experiments.mnist_gan's r2 preset (MLP 100-128-128-784 G, 784-128-128-1 D, Adam, batch 100)
-on synthetic uint8 images (random pixels: the speed does not depend on them); its baseline is a plain PyTorch
-eager loop of the same model, skipped with the reason printed when torch is not importable
-(`pip install torch`). These run in one process, so their ratios compare runs measured side by side. Last,
-R1 at one member count runs in two subprocesses with XLA_FLAGS=--xla_force_host_platform_device_count=8
-and =1: the sharded path over emulated CPU devices against one device.
+CPU suite: R1 (the toy quadratic: 16/16 MLPs, RMSProp, batch 256) as naive JAX (one seed, a Python loop over
+a jitted step), fused (`gan_jax.sweep`: members vmapped, a chunk of steps one program, the member axis
+sharded over every device and, for comparison, one device) and a plain PyTorch eager loop; the same R1
+members trained by the experiment runner as the CLI does (`tasks.toy.train_and_evaluate`: evaluations,
+snapshots, metric files), its training-only rate beside the benchmark's; R2 (the MNIST MLP on synthetic
+uint8 images) fused against PyTorch eager; R1 on 8 emulated CPU devices against 1 (subprocesses). All in one
+process but the last, so ratios compare runs measured side by side.
 
-Rates are the best of --repeats timings. State bytes per member: every TrainState leaf's bytes (parameters,
-optimizer slots and scalars, key, counters) divided by the member count.
+GPU suite: R1 at 1,024 / 8,192 / 65,536 members, R2 at 64 / 512 / 4,096, DCGAN at 64 / 256: seed-steps/s,
+compile time, peak device memory, state bytes per member, and each model's largest member count that fits
+(from XLA's memory analysis); fp32 against bf16 matmuls; naive JAX and PyTorch eager (on the GPU) for the
+ratios; and the goals (R2 64 seeds x 300,000 steps under 5 minutes, R1 1,024 seeds x 100,000 steps under 2
+minutes, R1 >= 1,000x PyTorch eager) from the measured rates. The JSON's schema is in the README.
 """
 from __future__ import annotations
 
@@ -23,27 +25,23 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
-import jax
-import numpy as np
+from gan_jax import devices, experiment, speed
+from gan_jax.members import grid
 
-from gan_jax import devices, presets
-from gan_jax import sweep as sweep_lib
-from gan_jax.config import Config
-from gan_jax.data import mnist
-from gan_jax.optim import default_hparams
-from gan_jax.train import GAN
-
-R1_NAME = "R1 toy quadratic (16/16 MLPs, RMSProp, batch 256)"
-R2_NAME = "R2 MNIST MLP (G 100-128-128-784, D 784-128-128-1, Adam, batch 100), synthetic 10,000 x 28 x 28 uint8"
-ACCEPTANCE = 2.5  # R2 seed-steps/s on the CPU against the PyTorch eager loop's steps/s
-QUICK = dict(members=[1, 4], r2_members=[1, 4], seed_steps=2000, r2_seed_steps=200, min_steps=20,
-             naive_steps=200, torch_steps=20, repeats=1, emulated_members=16)
+R2_TARGET = 2.5  # R2 fused seed-steps/s on the CPU over the PyTorch eager loop's steps/s
+R1_CLI_TARGET = 55  # the CLI's R1 run (256 members x 2,000 steps) over PyTorch eager's R1 steps/s
+QUICK = dict(members=[1, 4], r2_members=[1, 4], steps=20, r2_steps=5, torch_steps=20, emulated_members=16,
+             cli_members=16, cli_steps=200, min_seconds=0.2)
+GPU_SUITE = {"R1": [1024, 8192, 65536], "R2": [64, 512, 4096], "DCGAN": [64, 256]}
+GPU_STEPS = {"R1": 1000, "R2": 200, "DCGAN": 50}  # per compiled chunk, called until min_seconds have passed
+TINY_SUITE = {"R1": [2], "R2": [2], "DCGAN": [2]}
+TINY_STEPS = {"R1": 10, "R2": 2, "DCGAN": 1}
 
 
 def members_list(text: str) -> list[int]:
@@ -62,323 +60,222 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def best_rate(fn, work: int, repeats: int) -> float:
-    """Best of `repeats` timings of fn() (which must block), as work units per second."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return work / min(times)
+# -- the CPU suite ---------------------------------------------------------------------------------------
+def cli_run(members: int, steps: int) -> dict:
+    """The R1 run the CLI makes (evaluations every 1,000 steps, snapshots, metric files; no figures): its
+    summary's training-only rate."""
+    gan, hp = speed.model("R1")
+    with tempfile.TemporaryDirectory() as out:
+        from gan_jax.tasks import toy
+
+        result = toy.train_and_evaluate(gan.cfg, grid(range(members), hp), pathlib.Path(out) / "run",
+                                        experiment.RunOptions(steps, snapshot_every=min(1000, steps), progress=False),
+                                        figures=False)
+    s = result.summary
+    return {"members": members, "steps": steps, "seed_steps_per_s": s["seed_steps_per_s"], "train_s": s["train_s"],
+            "compile_s": s["compile_s"], "wall_s": s["wall_s"]}
 
 
-# -- gan_jax -------------------------------------------------------------------------------------------
-def synthetic_images(n: int = 10_000) -> np.ndarray:
-    """Random uint8 [n, 28, 28] images: MNIST's shape and type, which is all the speed depends on."""
-    return np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+def run_r1(args) -> dict:
+    gan, hp = speed.model("R1")
+    base = speed.naive(gan, hp, args.steps * 10, args.min_seconds)
+    torch = speed.torch_rate(gan.cfg, hp, args.torch_steps, args.min_seconds)
+    all_devices = __import__("jax").devices()
+    rows = []
+    for members in args.members:
+        layouts = [all_devices] + ([all_devices[:1]] if len(all_devices) > 1 and members >= len(all_devices) else [])
+        for layout in layouts:
+            row = speed.fused(gan, hp, members, args.steps, args.min_seconds, layout, args.member_block)
+            rows.append(dict(row, x_naive=row["seed_steps_per_s"] / base["steps_per_s"]))
+    cli = cli_run(args.cli_members, args.cli_steps)
+    bench = max((r for r in rows if r["members"] == args.cli_members and r["devices"] == len(all_devices)),
+                key=lambda r: r["seed_steps_per_s"], default=None)
+    out = {"naive": base, "torch": torch, "fused": rows, "cli": cli}
+    if bench:
+        cli["x_benchmark"] = cli["seed_steps_per_s"] / bench["seed_steps_per_s"]
+    if "skipped" not in torch:
+        cli["x_torch"] = cli["seed_steps_per_s"] / torch["steps_per_s"]
+        out["cli_target"] = {"target": R1_CLI_TARGET, "x_torch": cli["x_torch"], "met": cli["x_torch"] >= R1_CLI_TARGET}
+    return out
 
 
-def r2_gan(images: np.ndarray) -> GAN:
-    """The r2 preset on `images`, sampled by index on device as in a real run."""
-    return GAN.from_config(presets.get("r2").config, mnist.image_sampler(images, "tanh"), images[0].size)
+def run_r2(args) -> dict:
+    gan, hp = speed.model("R2")
+    torch = [speed.torch_rate(gan.cfg, hp, args.torch_steps, args.min_seconds, threads)
+             for threads in dict.fromkeys([os.cpu_count() or 1, 1])]
+    base = speed.naive(gan, hp, args.r2_steps * 10, args.min_seconds)
+    rows = []
+    for members in args.r2_members:
+        row = speed.fused(gan, hp, members, args.r2_steps, args.min_seconds, None, args.member_block)
+        row["x_naive"] = row["seed_steps_per_s"] / base["steps_per_s"]
+        if "skipped" not in torch[0]:
+            row["x_torch"] = row["seed_steps_per_s"] / torch[0]["steps_per_s"]
+        rows.append(row)
+    out = {"naive": base, "torch": torch, "fused": rows}
+    if "skipped" not in torch[0]:
+        best = max(rows, key=lambda r: r["x_torch"])
+        out["target"] = {"target": R2_TARGET, "members": best["members"], "x_torch": best["x_torch"],
+                         "met": best["x_torch"] >= R2_TARGET}
+    return out
 
 
-def naive(gan: GAN, steps: int, repeats: int) -> dict:
-    hp = default_hparams(gan.cfg.optimizer).as_arrays()
-    step = sweep_lib.jit_single_step(gan)
-    state = jax.jit(gan.init)(jax.random.key(0))  # jitted: distinct buffers, safe to donate
-    start = time.perf_counter()
-    state, _ = step(state, hp)
-    jax.block_until_ready(state)
-    compile_s = time.perf_counter() - start
-    box = [state]
-
-    def loop():
-        s = box[0]
-        for _ in range(steps):
-            s, _ = step(s, hp)
-        box[0] = jax.block_until_ready(s)
-
-    return {"steps": steps, "compile_s": compile_s, "steps_per_s": best_rate(loop, steps, repeats)}
-
-
-def fused(gan: GAN, members: int, layout, seed_steps: int, min_steps: int, repeats: int,
-          member_block: int | None) -> dict:
-    """`members` members for about `seed_steps` seed-steps (at least `min_steps` steps) per timing."""
-    steps = max(min_steps, seed_steps // members)
-    sweep = sweep_lib.Sweep(gan, members, layout, member_block)
-    hp = sweep_lib.stack_hparams([default_hparams(gan.cfg.optimizer)] * members)
-    box = [sweep.init(sweep_lib.member_keys(range(members)))]
-    sweep.compile(steps)
-
-    def run():
-        state, metrics = sweep.run(box[0], hp, steps)
-        box[0] = jax.block_until_ready(state)
-
-    rate = best_rate(run, steps * members, repeats)
-    state_bytes = sum(x.nbytes for x in jax.tree.leaves(box[0])) // members
-    return {"members": members, "devices": int(sweep.mesh.devices.size), "member_block": sweep.block,
-            "steps": steps, "compile_s": sweep.compile_s, "seed_steps_per_s": rate,
-            "state_bytes_per_member": state_bytes}
-
-
-# -- PyTorch ---------------------------------------------------------------------------------------------
-def torch_mismatch(cfg: Config) -> str | None:
-    """Why `torch_r2`'s loop would not be the same model and training as `cfg`, or None."""
-    g, d = cfg.generator, cfg.discriminator
-    expected = {"noise": (cfg.noise, "uniform"), "loss": (cfg.loss, "non_saturating"),
-                "optimizer": (cfg.optimizer, "adam"), "n_disc": (cfg.n_disc, 1), "n_gen": (cfg.n_gen, 1),
-                "share_batch": (cfg.share_batch, False), "generator.activation": (g.activation, "leaky_relu"),
-                "generator.output_activation": (g.output_activation, "tanh"),
-                "discriminator.activation": (d.activation, "leaky_relu"),
-                "discriminator.feature_dim": (d.feature_dim, None), "discriminator.dropout": (d.dropout, 0.0),
-                "discriminator.negative_slope": (d.negative_slope, g.negative_slope)}
-    wrong = [f"{name}={got!r}" for name, (got, want) in expected.items() if got != want]
-    return f"the PyTorch loop does not implement {', '.join(wrong)}" if wrong else None
-
-
-def torch_mlp(nn, widths: list[int], slope: float, output=None):
-    """Dense layers of `widths` with leaky_relu between them; Glorot-uniform kernels, zero biases (as gan_jax)."""
-    layers = []
-    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-        dense = nn.Linear(fan_in, fan_out)
-        nn.init.xavier_uniform_(dense.weight)
-        nn.init.zeros_(dense.bias)
-        layers += [dense] if i == len(widths) - 2 else [dense, nn.LeakyReLU(slope)]
-    return nn.Sequential(*layers, *([output] if output is not None else []))
-
-
-def torch_r2(cfg: Config, images: np.ndarray, steps: int, repeats: int) -> dict:
-    """A plain eager PyTorch loop of `cfg` (the r2 preset), one seed, timed with torch's default thread count
-    and, when that is not 1, with one thread (on a busy machine extra threads can wait on each other)."""
-    try:
-        import torch
-    except ImportError as e:
-        return {"skipped": f"torch is not importable ({e}); pip install torch"}
-    if (reason := torch_mismatch(cfg)) is not None:
-        return {"skipped": reason}
-    default = torch.get_num_threads()
-    runs = []
-    for threads in dict.fromkeys([default, 1]):
-        torch.set_num_threads(threads)
-        rate = best_rate(torch_loop(torch, cfg, images, steps), steps, repeats)
-        runs.append({"threads": threads, "steps_per_s": rate})
-    torch.set_num_threads(default)
-    return {"torch": torch.__version__, "default_threads": default, "steps": steps, "runs": runs,
-            "steps_per_s": runs[0]["steps_per_s"], "best_steps_per_s": max(r["steps_per_s"] for r in runs)}
-
-
-def torch_loop(torch, cfg: Config, images: np.ndarray, steps: int):
-    """`steps` steps of a fresh model, warmed up: per step one D update on a batch drawn by random index from
-    uint8 images scaled to [-1, 1] and on G(z), then one G update on fresh z; non-saturating BCE-with-logits
-    losses, Adam. D's parameters are frozen (requires_grad off) during the G update."""
-    nn, bce = torch.nn, torch.nn.functional.binary_cross_entropy_with_logits
-    torch.manual_seed(0)
-    slope, batch, latent = cfg.generator.negative_slope, cfg.batch_size, cfg.latent_dim
-    g = torch_mlp(nn, [latent, *cfg.generator.hidden, images[0].size], slope, nn.Tanh())
-    d = torch_mlp(nn, [images[0].size, *cfg.discriminator.hidden, 1], slope)
-    hp = default_hparams("adam")
-    g_opt = torch.optim.Adam(g.parameters(), lr=hp.lr_g, betas=(hp.beta1, hp.beta2))
-    d_opt = torch.optim.Adam(d.parameters(), lr=hp.lr_d, betas=(hp.beta1, hp.beta2))
-    data, ones, zeros = torch.from_numpy(images), torch.ones(batch, 1), torch.zeros(batch, 1)
-
-    def step():
-        real = data[torch.randint(len(data), (batch,))].reshape(batch, -1).float() * (2 / 255) - 1
-        with torch.no_grad():
-            fake = g(torch.rand(batch, latent) * 2 - 1)
-        d_loss = bce(d(real), ones) + bce(d(fake), zeros)
-        d_opt.zero_grad()
-        d_loss.backward()
-        d_opt.step()
-        d.requires_grad_(False)
-        g_loss = bce(d(g(torch.rand(batch, latent) * 2 - 1)), ones)
-        g_opt.zero_grad()
-        g_loss.backward()
-        g_opt.step()
-        d.requires_grad_(True)
-
-    def loop():
-        for _ in range(steps):
-            step()
-
-    for _ in range(10):  # warm-up: allocator, Adam state
-        step()
-    return loop
-
-
-# -- emulated devices ------------------------------------------------------------------------------------
 def emulated(args, n_devices: int) -> dict:
     """R1 fused at --emulated-members in a subprocess whose CPU is split into `n_devices` XLA devices."""
     flags = re.sub(r"--xla_force_host_platform_device_count=\S*", "", os.environ.get("XLA_FLAGS", ""))
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count={n_devices}".strip())
     cmd = [sys.executable, "-m", "experiments.benchmark", "--worker", "--members", str(args.emulated_members),
-           "--seed-steps", str(args.seed_steps), "--min-steps", str(args.min_steps), "--repeats", str(args.repeats)]
-    if args.member_block is not None:
-        cmd += ["--member-block", str(args.member_block)]
+           "--steps", str(args.steps), "--min-seconds", str(args.min_seconds)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=pathlib.Path(__file__).parents[1])
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} with {n_devices} devices failed:\n{proc.stderr[-2000:]}")
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
-    row["emulated_devices"] = n_devices
-    return row
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]), emulated_devices=n_devices)
 
 
-# -- report ----------------------------------------------------------------------------------------------
-def platform_info() -> dict:
-    import jaxlib
-
-    devices = jax.devices()
-    cpu_model = re.search(r"model name\s*:\s*(.*)", pathlib.Path("/proc/cpuinfo").read_text()) \
-        if pathlib.Path("/proc/cpuinfo").exists() else None
-    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "python": platform.python_version(),
-            "platform": devices[0].platform, "device_kind": devices[0].device_kind, "n_devices": len(devices),
-            "devices": [str(d) for d in devices], "cpu_count": os.cpu_count(),
-            "cpu_model": cpu_model.group(1) if cpu_model else platform.processor() or platform.machine(),
-            "gpu": sorted({d.device_kind for d in devices if d.platform == "gpu"}) or None,
-            "load_avg_1m_start": os.getloadavg()[0]}
+def cpu_suite(args) -> dict:
+    report = {"suite": "cpu", "r1": run_r1(args), "r2": run_r2(args)}
+    if not args.no_emulated:
+        runs = [emulated(args, n) for n in (8, 1)]
+        report["emulated_devices"] = {"members": args.emulated_members, "runs": runs,
+                                      "ratio_8_over_1": runs[0]["seed_steps_per_s"] / runs[1]["seed_steps_per_s"]}
+    return report
 
 
-def print_fused(rows: list[dict], ratios: list[str]) -> None:
-    """A table of fused rows; `ratios` names the x_<baseline> columns to show."""
-    print(f"{'members':>8} {'devices':>7} {'block':>5} {'steps':>6} {'compile s':>9} {'seed-steps/s':>13} "
-          + "".join(f"{'x ' + name.replace('_', ' '):>13}" for name in ratios) + f" {'state B/member':>14}")
+def print_cpu(report: dict) -> None:
+    r1, r2 = report["r1"], report["r2"]
+    print(f"\nR1: naive JAX {r1['naive']['steps_per_s']:,.0f} steps/s; PyTorch eager "
+          + (f"{r1['torch']['steps_per_s']:,.0f} steps/s" if "skipped" not in r1["torch"] else r1["torch"]["skipped"]))
+    _table(r1["fused"], ["x_naive"])
+    cli = r1["cli"]
+    print(f"R1 as the CLI runs it, {cli['members']} members x {cli['steps']} steps: {cli['seed_steps_per_s']:,.0f} "
+          f"seed-steps/s training (compile {cli['compile_s']:.1f} s, wall {cli['wall_s']:.1f} s)"
+          + (f"; {cli['x_benchmark']:.2f}x the benchmark's rate" if "x_benchmark" in cli else "")
+          + (f"; {cli['x_torch']:.1f}x PyTorch eager (target {R1_CLI_TARGET}x: "
+             f"{'met' if r1['cli_target']['met'] else 'NOT met'})" if "x_torch" in cli else ""))
+    print(f"\nR2: naive JAX {r2['naive']['steps_per_s']:,.0f} steps/s; PyTorch eager "
+          + ", ".join(f"{t['steps_per_s']:,.0f} steps/s at {t['threads']} thread(s)" if "skipped" not in t
+                      else t["skipped"] for t in r2["torch"]))
+    _table(r2["fused"], ["x_naive"] + (["x_torch"] if "target" in r2 else []))
+    if "target" in r2:
+        t = r2["target"]
+        print(f"R2 target >= {R2_TARGET}x PyTorch eager: {t['x_torch']:.2f}x at {t['members']} members -> "
+              f"{'met' if t['met'] else 'NOT met'}")
+    if report.get("emulated_devices"):
+        e = report["emulated_devices"]
+        print(f"R1 {e['members']} members on 8 emulated CPU devices vs 1: {e['ratio_8_over_1']:.2f}x")
+
+
+def _table(rows: list[dict], ratios: list[str]) -> None:
+    print(f"{'model':>6} {'prec':>5} {'members':>8} {'devices':>7} {'block':>5} {'compile s':>9} {'seed-steps/s':>14} "
+          + "".join(f"{r.replace('_', ' '):>10}" for r in ratios) + f" {'state B/member':>14} {'peak MB':>8}")
     for r in rows:
-        print(f"{r['members']:>8} {r['devices']:>7} {r['member_block']:>5} {r['steps']:>6} {r['compile_s']:>9.2f} "
-              f"{r['seed_steps_per_s']:>13,.0f}" + "".join(f"{r['x_' + name]:>13.2f}" for name in ratios)
-              + f" {r['state_bytes_per_member']:>14,}")
+        peak = f"{r['peak_bytes'] / 2**20:,.0f}" if r.get("peak_bytes") else "-"
+        print(f"{r.get('model', ''):>6} {r.get('precision', 'fp32'):>5} {r['members']:>8,} {r['devices']:>7} "
+              f"{r['member_block']:>5} {r['compile_s']:>9.1f} {r['seed_steps_per_s']:>14,.0f}"
+              + "".join(f"{r[k]:>10.2f}" for k in ratios) + f" {r['state_bytes_per_member']:>14,} {peak:>8}")
 
 
-def acceptance(r2: dict) -> dict:
-    """R2 seed-steps/s over the PyTorch loop's steps/s (torch's default threads, and its fastest thread
-    count), for 1 member and for the fastest member count."""
-    if "skipped" in r2["torch"]:
-        return {"skipped": r2["torch"]["skipped"]}
-    rows, out = r2["fused"], {"target": ACCEPTANCE}
-    one = next((r for r in rows if r["members"] == 1), None)
-    for name, row in (("one_seed", one), ("best_members", max(rows, key=lambda r: r["seed_steps_per_s"]))):
-        if row is not None:
-            out[name] = {"members": row["members"], "x_torch": row["x_torch"], "x_torch_best": row["x_torch_best"],
-                         "met": row["x_torch"] >= ACCEPTANCE, "met_vs_torch_best": row["x_torch_best"] >= ACCEPTANCE}
+# -- the GPU suite ---------------------------------------------------------------------------------------
+def gpu_suite(tiny: bool, min_seconds: float) -> dict:
+    """Every model at every member count (fp32) and at its middle count in bf16; its largest fit; naive
+    JAX and PyTorch eager for R1 and R2; the goals from the measured rates. `tiny`: each model once, at 2
+    members, and the other measurements for R1 only: every code path, on a CPU, in about a minute."""
+    suite, steps = (TINY_SUITE, TINY_STEPS) if tiny else (GPU_SUITE, GPU_STEPS)
+    rows, fits, naive, torch = [], {}, {}, {}
+    for name, counts in suite.items():
+        gan, hp = speed.model(name)
+        for n in counts:
+            rows.append({"model": name, "precision": "fp32", **speed.fused(gan, hp, n, steps[name], min_seconds)})
+            print(f"{name} {n:,} members fp32: {rows[-1]['seed_steps_per_s']:,.0f} seed-steps/s", flush=True)
+        if tiny and name != "R1":
+            continue
+        middle = counts[len(counts) // 2]
+        bf16, _ = speed.model(name, "bf16")
+        rows.append({"model": name, "precision": "bf16", **speed.fused(bf16, hp, middle, steps[name], min_seconds)})
+        fits[name] = speed.largest_fit(gan, counts[-1])
+        if name != "DCGAN":
+            naive[name] = speed.naive(gan, hp, steps[name], min_seconds)
+            torch[name] = speed.torch_rate(gan.cfg, hp, steps[name], min_seconds)
+    return {"suite": "gpu", "tiny": tiny, "rows": rows, "largest_fit": fits, "naive": naive, "torch": torch,
+            "goals": goals(rows, torch)}
+
+
+def goals(rows: list[dict], torch: dict) -> dict:
+    """The GPU goals, from the measured rates (a run of that size takes members x steps / rate)."""
+    rate = lambda model, n: max((r["seed_steps_per_s"] for r in rows  # noqa: E731
+                                 if r["model"] == model and r["members"] == n and r["precision"] == "fp32"), default=None)
+    out = {}
+    for name, model, n, steps, limit in (("R2_64x300k_under_300s", "R2", 64, 300_000, 300),
+                                         ("R1_1024x100k_under_120s", "R1", 1024, 100_000, 120)):
+        r = rate(model, n)
+        out[name] = None if r is None else {"seconds": n * steps / r, "met": n * steps / r < limit}
+    best_r1 = max((r["seed_steps_per_s"] for r in rows if r["model"] == "R1"), default=None)
+    if best_r1 and "steps_per_s" in torch.get("R1", {}):
+        ratio = best_r1 / torch["R1"]["steps_per_s"]
+        out["R1_1000x_torch"] = {"x_torch": ratio, "torch_device": torch["R1"]["device"], "met": ratio >= 1000}
     return out
 
 
-def print_acceptance(acc: dict) -> None:
-    if "skipped" in acc:
-        print(f"R2 vs PyTorch: not measured ({acc['skipped']})")
-        return
-    verdict = {True: "met", False: "NOT met"}
-    for name, label in (("one_seed", "1 seed"), ("best_members", "fastest member count")):
-        if name in acc:
-            r = acc[name]
-            members = f"{r['members']} member{'s' if r['members'] != 1 else ''}"
-            print(f"R2 target >= {ACCEPTANCE}x PyTorch eager, {label} ({members}): "
-                  f"{r['x_torch']:.2f}x torch default threads -> {verdict[r['met']]}; "
-                  f"{r['x_torch_best']:.2f}x torch's fastest thread count -> {verdict[r['met_vs_torch_best']]}")
-
-
-# -- sections --------------------------------------------------------------------------------------------
-def run_r1(args) -> dict:
-    gan = GAN.from_config(Config())
-    all_devices = jax.devices()
-    base = naive(gan, args.naive_steps, args.repeats)
-    print(f"\n{R1_NAME}\nnaive JAX, 1 seed: {base['steps_per_s']:,.0f} steps/s (compile {base['compile_s']:.2f} s)")
-    layouts = [all_devices] + ([all_devices[:1]] if len(all_devices) > 1 else [])
-    rows = []
-    for members in args.members:
-        for layout in layouts if members >= len(all_devices) else layouts[:1]:
-            row = fused(gan, members, layout, args.seed_steps, args.min_steps, args.repeats, args.member_block)
-            rows.append(dict(row, x_naive=row["seed_steps_per_s"] / base["steps_per_s"]))
-    print_fused(rows, ["naive"])
-    return {"config": R1_NAME, "naive": base, "fused": rows}
-
-
-def run_r2(args) -> dict:
-    images = synthetic_images()
-    gan = r2_gan(images)
-    ref = torch_r2(gan.cfg, images, args.torch_steps, args.repeats)
-    base = naive(gan, args.torch_steps, args.repeats)
-    print(f"\n{R2_NAME}")
-    for run in ref.get("runs", []):
-        default = " (torch's default)" if run["threads"] == ref["default_threads"] else ""
-        print(f"PyTorch {ref['torch']} eager, {run['threads']} thread(s){default}, 1 seed: "
-              f"{run['steps_per_s']:,.0f} steps/s")
-    if "skipped" in ref:
-        print(f"PyTorch eager: skipped ({ref['skipped']})")
-    print(f"naive JAX, 1 seed: {base['steps_per_s']:,.0f} steps/s (compile {base['compile_s']:.2f} s)")
-    rows = []
-    for members in args.r2_members:
-        row = fused(gan, members, jax.devices(), args.r2_seed_steps, args.min_steps, args.repeats, args.member_block)
-        row["x_naive"] = row["seed_steps_per_s"] / base["steps_per_s"]
-        if "skipped" not in ref:
-            row["x_torch"] = row["seed_steps_per_s"] / ref["steps_per_s"]
-            row["x_torch_best"] = row["seed_steps_per_s"] / ref["best_steps_per_s"]
-        rows.append(row)
-    print_fused(rows, ["naive"] + ([] if "skipped" in ref else ["torch", "torch_best"]))
-    if "skipped" not in ref:
-        print("x naive: over naive JAX; x torch: over PyTorch at its default threads; "
-              "x torch best: over its fastest thread count")
-    return {"config": R2_NAME, "torch": ref, "naive": base, "fused": rows}
-
-
-def run_emulated(args) -> dict:
-    runs = [emulated(args, n) for n in (8, 1)]
-    ratio = runs[0]["seed_steps_per_s"] / runs[1]["seed_steps_per_s"]
-    print(f"\nR1, {args.emulated_members} members, CPU split into emulated XLA devices (subprocesses):")
-    for r in runs:
-        print(f"  {r['emulated_devices']} device(s) (mesh {r['devices']}, block {r['member_block']}): "
-              f"{r['seed_steps_per_s']:,.0f} seed-steps/s")
-    print(f"  8 devices / 1 device: {ratio:.2f}x (on {os.cpu_count()} physical cores)")
-    return {"members": args.emulated_members, "runs": runs, "ratio_8_over_1": ratio}
+def print_gpu(report: dict) -> None:
+    _table(report["rows"], [])
+    for name, fit in report["largest_fit"].items():
+        print(f"{name}: largest fit {fit['members'] or 'unknown'} members ({fit['bytes_per_member']:,.0f} bytes each, "
+              f"{fit['limit']} {fit['limit_bytes'] / 1e9:.1f} GB)")
+    for name in report["naive"]:
+        t = report["torch"][name]
+        print(f"{name}: naive JAX {report['naive'][name]['steps_per_s']:,.0f} steps/s; PyTorch eager "
+              + (f"{t['steps_per_s']:,.0f} steps/s on {t['device']}" if "skipped" not in t else t["skipped"]))
+    for name, g in report["goals"].items():
+        print(f"goal {name}: " + ("not measured" if g is None else ", ".join(
+            f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items())))
 
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmark", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help=f"small sizes for a smoke test: {QUICK}")
-    parser.add_argument("--members", type=members_list, default=[1, 4, 16, 64, 256, 1024], help="R1 member counts")
-    parser.add_argument("--r2-members", type=members_list, default=[1, 4, 16, 64], help="R2 member counts")
-    parser.add_argument("--seed-steps", type=positive_int, default=20_000, help="R1 seed-steps per fused timing")
-    parser.add_argument("--r2-seed-steps", type=positive_int, default=1000, help="R2 seed-steps per fused timing")
-    parser.add_argument("--min-steps", type=positive_int, default=20, help="fewest steps in a fused timing")
-    parser.add_argument("--naive-steps", type=positive_int, default=2000, help="R1 steps in a naive-loop timing")
-    parser.add_argument("--torch-steps", type=positive_int, default=200,
-                        help="R2 steps in a PyTorch (and R2 naive JAX) timing")
-    parser.add_argument("--emulated-members", type=positive_int, default=256,
-                        help="R1 member count run on 8 and on 1 emulated CPU devices")
-    parser.add_argument("--no-emulated", action="store_true", help="skip the emulated-devices subprocesses")
-    parser.add_argument("--member-block", type=positive_int, default=None,
-                        help="members vmapped together per device (default: the Sweep's: 16 on CPU, all on GPU)")
-    parser.add_argument("--repeats", type=positive_int, default=3, help="timings per measurement; the best counts")
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/benchmark.json"), help="JSON file")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # emulated(): one R1 row as JSON
+    add = parser.add_argument
+    add("--suite", choices=["cpu", "gpu"], default="cpu", help="which measurements (see the module's docstring)")
+    add("--tiny", action="store_true", help="the GPU suite's every code path at tiny sizes (for a CPU, in seconds)")
+    add("--quick", action="store_true", help=f"the CPU suite at small sizes, a smoke test: {QUICK}")
+    add("--members", type=members_list, default=[1, 4, 16, 64, 256, 1024], help="CPU suite: R1 member counts")
+    add("--r2-members", type=members_list, default=[1, 4, 16, 64], help="CPU suite: R2 member counts")
+    add("--steps", type=positive_int, default=100, help="CPU suite: R1 steps per compiled chunk")
+    add("--r2-steps", type=positive_int, default=20, help="CPU suite: R2 steps per compiled chunk")
+    add("--torch-steps", type=positive_int, default=200, help="CPU suite: steps per PyTorch timing")
+    add("--cli-members", type=positive_int, default=256, help="CPU suite: members of the CLI-style R1 run")
+    add("--cli-steps", type=positive_int, default=2000, help="CPU suite: steps of the CLI-style R1 run")
+    add("--emulated-members", type=positive_int, default=256, help="R1 members on 8 and on 1 emulated CPU devices")
+    add("--no-emulated", action="store_true", help="skip the emulated-devices subprocesses")
+    add("--member-block", type=positive_int, default=None,
+        help="members vmapped together per device (default: the Sweep's: 16 on CPU, all on GPU)")
+    add("--min-seconds", type=float, default=2.0, help="each timing repeats its program until this long")
+    add("--out", type=pathlib.Path, default=None, help="JSON file (default: runs/benchmark_<suite>.json)")
+    add("--worker", action="store_true", help=argparse.SUPPRESS)  # emulated(): one R1 row as JSON
     if parser.parse_known_args(argv)[0].quick:
         parser.set_defaults(**QUICK)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.out = args.out or pathlib.Path("runs") / f"benchmark_{args.suite}{'_tiny' if args.tiny else ''}.json"
+    return args
 
 
 def main(argv=None):
     devices.use_cpu_cores_as_devices()
-    args = parse(argv)
+    args = parse(sys.argv[1:] if argv is None else argv)
     if args.worker:
-        row = fused(GAN.from_config(Config()), args.members[0], jax.devices(), args.seed_steps, args.min_steps,
-                    args.repeats, args.member_block)
-        print(json.dumps(row))
+        gan, hp = speed.model("R1")
+        print(json.dumps(speed.fused(gan, hp, args.members[0], args.steps, args.min_seconds)))
         return
-    start = time.perf_counter()
-    info = platform_info()
-    print(f"jax {info['jax']}, {info['device_kind']} x{info['n_devices']} ({info['platform']}), "
-          f"{info['cpu_count']} CPUs ({info['cpu_model']}), GPU: {', '.join(info['gpu'] or ['none'])}, "
-          f"load average {info['load_avg_1m_start']:.1f}")
-    report = {"platform": info, "args": {k: str(v) if isinstance(v, pathlib.Path) else v
-                                         for k, v in vars(args).items()}}
-    report["r1"] = run_r1(args)
-    report["r2"] = run_r2(args)
-    report["acceptance_r2_vs_torch"] = acceptance(report["r2"])
-    report["emulated_devices"] = None if args.no_emulated else run_emulated(args)
-    print()
-    print_acceptance(report["acceptance_r2_vs_torch"])
-    report["wall_s"], info["load_avg_1m_end"] = time.perf_counter() - start, os.getloadavg()[0]
+    start, info = time.perf_counter(), speed.platform_info()
+    print(f"jax {info['jax']}, {info['device_kind']} x{info['n_devices']} ({info['platform']}), {info['cpu_count']} "
+          f"CPUs ({info['cpu_model']}), load average {info['load_avg_1m_start']:.1f}", flush=True)
+    if args.suite == "gpu":
+        report = gpu_suite(args.tiny, 0.0 if args.tiny else args.min_seconds)
+        print_gpu(report)
+    else:
+        report = cpu_suite(args)
+        print_cpu(report)
+    report.update(platform=info, args={k: str(v) for k, v in vars(args).items()}, wall_s=time.perf_counter() - start)
+    info["load_avg_1m_end"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out} ({report['wall_s']:.0f} s; load average {info['load_avg_1m_end']:.1f} at the end)")

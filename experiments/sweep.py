@@ -138,8 +138,11 @@ def prepare(parser, args, rest, out: pathlib.Path) -> list:
 
 def main(argv=None):
     devices.use_cpu_cores_as_devices()
-    parser, args, rest = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser, args, rest = parse(argv)
     out = args.out or pathlib.Path("runs") / f"sweep-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    # what to run again after a SIGTERM: this sweep's own --out, and --resume after `--` (to the experiment)
+    resume_argv = (argv if args.out else ["--out", str(out), *argv]) + ([] if "--" in argv else ["--"])
     if out.exists() and any(out.iterdir()) and "--resume" not in rest and "--overwrite" not in rest:
         parser.error(f"--out {out} exists and is not empty; choose another directory, or pass --overwrite or "
                      "--resume after `--`")
@@ -151,6 +154,7 @@ def main(argv=None):
             result = module.run(exp, members)
         results.append((group, result))
         print(experiment.throughput_line(result.summary))
+        cli.exit_if_preempted(result, "experiments.sweep", resume_argv)
     if results[0][1].run.primary:
         path = report.write(out, results, varied=list(traced_lists(args)),
                             reference=results[-1][1].summary.get("real_reference"))

@@ -60,11 +60,13 @@ def run(exp: cli.Experiment, members=None):
 
 def main(argv=None):
     devices.use_cpu_cores_as_devices()
-    exp = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    exp = parse(argv)
     with cli.exit_on_error(exp.parser):
         result = run(exp)
     if result.run.primary:
         print("\n".join(toy.summary_lines(result)))
+    cli.exit_if_preempted(result, "experiments.toy_quadratic", argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Iterator
 import jax
 import jax.numpy as jnp
 
-from gan_jax import augment, data, devices, losses, optim, penalties, resources, rundir
+from gan_jax import augment, data, devices, losses, models, optim, penalties, resources, rundir
 from gan_jax.config import Config, HParams, Traced
 from gan_jax.errors import GanJaxError
 from gan_jax.experiment import RunOptions
@@ -157,7 +157,8 @@ def add_run_flags(parser: argparse.ArgumentParser, preset: Preset) -> None:
     add("--out", type=pathlib.Path, default=None, help="run directory (default: runs/<experiment>-<date>-<time>)")
     add("--overwrite", action="store_true", help="allow writing into a non-empty --out directory")
     add("--checkpoint-every", type=non_negative_int, default=0,
-        help="save the whole state (orbax) every N steps and at the end, in <out>/checkpoints; 0: never")
+        help="save the whole state (orbax) every N steps and at the end, in <out>/checkpoints; 0: never. Set it "
+             "for cluster runs: on SIGTERM or SIGINT the run finishes its chunk, checkpoints and can --resume")
     add("--keep", type=positive_int, default=3, help="checkpoints to keep (the latest K)")
     add("--resume", action="store_true",
         help="continue the run in --out from its latest complete checkpoint (same config; --steps may grow)")
@@ -191,6 +192,8 @@ def add_static_flags(parser: argparse.ArgumentParser, cfg: Config) -> None:
     add("--spectral-norm", action=argparse.BooleanOptionalAction, default=cfg.discriminator.spectral_norm,
         help="spectral normalization of every layer of D (Miyato et al. 2018)")
     add("--pack", type=positive_int, default=cfg.pack, help="PacGAN: D judges this many samples at once")
+    add("--precision", choices=sorted(models.PRECISIONS), default=cfg.precision,
+        help="of matmuls and convolutions (bf16: bfloat16, for accelerators); parameters stay float32")
     add("--augment", type=augmentations, default=cfg.augment,
         help="DiffAugment of D's images, comma-separated (translation, cutout) or none; applied with probability "
              "--augment-p (1 when not given)")
@@ -244,7 +247,7 @@ def resolve(parser: OneLineParser, args: argparse.Namespace, preset: Preset, cfg
                                         else cfg.gradient_penalty)
     cfg = cfg.replace(batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer, n_disc=args.n_disc,
                       n_gen=args.n_gen, log_every=args.log_every, gradient_penalty=penalty, pack=args.pack,
-                      augment=args.augment,
+                      augment=args.augment, precision=args.precision,
                       discriminator=dataclasses.replace(cfg.discriminator, spectral_norm=args.spectral_norm))
     hp = hparams_from(args, preset, cfg)
     if args.resume and args.out is None:
@@ -269,3 +272,24 @@ def check_fits(cfg: Config, n_members: int) -> None:
     dim = data.dimension(cfg.data)
     gan = GAN.from_config(cfg, lambda key, n: jnp.zeros((n, dim)), data_dim=dim)  # shapes only: never sampled
     resources.check_state(Sweep(gan, 1).state_bytes_per_member(), n_members, jax.devices())
+
+
+EXIT_STATUS = {"SIGTERM": 143, "SIGINT": 130}  # 128 + the signal's number, as a shell reports it
+
+
+def exit_if_preempted(result, module: str, argv: list[str]) -> None:
+    """After a run that a SIGTERM or SIGINT stopped early: one line on how to go on, and the signal's exit
+    status (so a scheduler sees the job was stopped, not finished)."""
+    if result.preempted is None:
+        return
+    stopped = result.summary["preempted"]
+    if stopped["checkpointed"]:
+        again = [a for a in argv if a not in ("--resume", "--overwrite")]
+        if "--out" not in again and not any(a.startswith("--out=") for a in again):
+            again += ["--out", str(result.run.path)]
+        print(f"stopped by {stopped['signal']} at step {stopped['step']} (checkpointed); resume with: "
+              f"python -m {module} {' '.join(again)} --resume")
+    else:
+        print(f"stopped by {stopped['signal']} at step {stopped['step']} without a checkpoint; rerun it, with "
+              "--checkpoint-every N on a cluster so a stopped run can --resume")
+    sys.exit(EXIT_STATUS[stopped["signal"]])

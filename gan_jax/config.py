@@ -76,6 +76,7 @@ class Config:
     log_every: int = 10  # steps per logged window: metrics of its first step, one divergence check at its end
     pack: int = 1  # PacGAN: D judges `pack` samples at once, concatenated; a batch draws batch_size * pack
     augment: tuple[str, ...] = ()  # DiffAugment transformations of D's image inputs, each with prob. augment_p
+    precision: str = "fp32"  # of matmuls and convolutions ("bf16": bfloat16); parameters stay float32
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)

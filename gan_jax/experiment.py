@@ -18,11 +18,13 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
-from gan_jax import checkpoint, rundir
+from gan_jax import checkpoint, preemption, rundir
+from gan_jax.config import HParams
 from gan_jax.errors import CheckpointError, ConfigError
 from gan_jax.eval import stats
+from gan_jax.logs import MetricLog
 from gan_jax.members import Member, member_keys, stack_hparams
-from gan_jax.runner import chunk_plan, metric_rows, train_members
+from gan_jax.runner import chunk_plan, train_members
 from gan_jax.sweep import Sweep
 from gan_jax.train import GAN, TrainState
 from gan_jax.validate import validate
@@ -70,14 +72,23 @@ class RunOptions:
 
 @dataclasses.dataclass
 class Result:
+    """A finished (or preempted) run: its final state, its Sweep, and what the figures and summary need
+    (a bounded sample of members' curves and statistics over all members; `gan_jax.logs.load` reads every
+    member's every value from the run directory)."""
+
     state: TrainState  # final, member-stacked
     sweep: Sweep
     run: rundir.RunDir
     steps: np.ndarray  # logged steps
-    history: dict[str, np.ndarray]  # metric -> [members, logs]
+    history: dict[str, np.ndarray]  # metric -> [sampled members, logs]
+    history_members: np.ndarray  # the members `history` and `evals` hold, by index
+    quantiles: dict[str, dict[str, np.ndarray]]  # metric -> {min, q05, ..., median, ..., max} -> [logs], all members
     summary: dict
     eval_steps: np.ndarray  # steps at which `evaluate` ran
-    evals: dict[str, np.ndarray]  # eval_<metric> -> [members, evaluations]
+    evals: dict[str, np.ndarray]  # eval_<metric> -> [sampled members, evaluations]
+    eval_stats: dict[str, list[dict]]  # eval_<metric> -> per evaluation: mean, ci95, n over all members
+    hparams: HParams  # every member's traced values at the end (member-stacked, host)
+    preempted: str | None = None  # the signal that stopped the run early, if one did
 
     @property
     def seeds(self) -> list[int]:
@@ -91,44 +102,16 @@ def evaluator(z: jax.Array, metric_fn: Callable[..., dict[str, Any]], labels: ja
     return lambda sweep, state: sweep.evaluate(state, z, metric_fn, labels)
 
 
-class _Recorder:
-    """Host-side record of a run: streams rows to metrics.jsonl and keeps what figures and summary need."""
-
-    def __init__(self, out: rundir.RunDir, seeds, hparams: list[dict]):
-        self.out, self.seeds, self.hparams = out, seeds, hparams
-        self.history: dict[str, list[np.ndarray]] = {}
-        self.evals: dict[str, list[np.ndarray]] = {}
-        self.eval_steps: list[int] = []
-
-    def train_metrics(self, metrics: dict[str, np.ndarray]) -> None:
-        self.out.append_metrics(metric_rows(metrics, self.seeds, self.hparams))
-        for k, v in metrics.items():
-            self.history.setdefault(k, []).append(np.asarray(v))
-
-    def evaluation(self, step: int, values: dict[str, np.ndarray]) -> None:
-        values = {f"eval_{k}": np.asarray(v) for k, v in values.items()}
-        self.out.append_metrics({"step": step, "member": i, "seed": seed, **self.hparams[i],
-                                 **{k: float(v[i]) for k, v in values.items()}}
-                                for i, seed in enumerate(self.seeds))
-        self.eval_steps.append(step)
-        for k, v in values.items():
-            self.evals.setdefault(k, []).append(v)
-
-    def stacked(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """(metric -> [members, logs], eval_metric -> [members, evaluations])."""
-        return ({k: np.concatenate(v, axis=1) for k, v in self.history.items()},
-                {k: np.stack(v, axis=1) for k, v in self.evals.items()})
-
-    def summary(self, times: dict, sweep: Sweep, steps: int, diverged_at: np.ndarray) -> dict:
-        history, evals = self.stacked()
-        final = {k: v[:, -1] for k, v in {**history, **evals}.items() if k != "step"}
-        members = [{"member": i, "seed": seed, **self.hparams[i], **{k: float(v[i]) for k, v in final.items()},
-                    "diverged_at": int(diverged_at[i]) if diverged_at[i] >= 0 else None}
-                   for i, seed in enumerate(self.seeds)]
-        return {**times, "steps": steps, "n_members": len(self.seeds), "devices": sweep.mesh.devices.size,
-                "members": members, "over_seeds": {k: stats.mean_ci95(v[:, -1]) for k, v in evals.items()},
-                "diverged": [{"member": m["member"], "seed": m["seed"], "step": m["diverged_at"]}
-                             for m in members if m["diverged_at"] is not None]}
+def summarize(log: MetricLog, times: dict, sweep: Sweep, steps: int, diverged_at: np.ndarray) -> dict:
+    """summary.json: run times, each member's final values, each evaluation's mean +- 95% CI over members."""
+    members = [{"member": i, "seed": seed, **log.hparams[i], **{k: float(v[i]) for k, v in log.latest.items()},
+                "diverged_at": int(diverged_at[i]) if diverged_at[i] >= 0 else None}
+               for i, seed in enumerate(log.seeds)]
+    return {**times, "steps": steps, "n_members": len(log.seeds), "devices": sweep.mesh.devices.size,
+            "members": members, "over_seeds": {k: stats.mean_ci95(v) for k, v in log.latest.items()
+                                               if k.startswith("eval_")},
+            "diverged": [{"member": m["member"], "seed": m["seed"], "step": m["diverged_at"]}
+                         for m in members if m["diverged_at"] is not None]}
 
 
 def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: RunOptions,
@@ -137,8 +120,10 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     """Train `members` ((seed, HParams) pairs) of `gan` for `options.steps` steps and write the run
     directory `out`. Before training and every `options.snapshot_every` steps, `on_snapshot(sweep, state)`
     sees the state (figures) and `evaluate(sweep, state) -> {metric: [members]}` measures it: each value
-    becomes an `eval_<metric>` row in metrics.jsonl, the last ones go into summary.json with their mean
-    +- 95% CI over seeds. Raises a GanJaxError, with nothing written, for anything that cannot run."""
+    becomes an `eval_<metric>` record, the last ones go into summary.json with their mean +- 95% CI over
+    seeds. Raises a GanJaxError, with nothing written, for anything that cannot run. A SIGTERM or SIGINT
+    ends the run after its current chunk, with a checkpoint (when checkpointing) and the summary so far;
+    the Result says so (`preempted`)."""
     start = time.perf_counter()
     out = pathlib.Path(out)
     if not members:
@@ -156,34 +141,45 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     state = sweep.init(member_keys(seeds))
     run_config = {**gan.cfg.to_dict(), "seeds": seeds, "hparams": hparams}
     state, resume_step, checkpoints = _checkpoints(out, options, sweep, state, run_config)
-    writer = rundir.RunDir(out, primary=jax.process_index() == 0, resume_step=resume_step)
+    primary = jax.process_index() == 0
+    writer = rundir.RunDir(out, primary=primary)
     writer.write_json("config.json", {"config": gan.cfg.to_dict(), "steps": options.steps, "seeds": seeds,
                                       "hparams": hparams, "devices": [str(d) for d in jax.devices()],
                                       "processes": jax.process_count(), **(extra_config or {})})
-    record = _Recorder(writer, seeds, hparams)
+    log = MetricLog(writer.metrics_dir if primary else None, seeds, hparams, resume_step)
+    saved = {resume_step}
 
     def at_boundary(state):
         step = int(sweep.gather(state.step)[0])
-        if checkpoints and step not in (0, resume_step) and (step % options.checkpoint_every == 0
-                                                            or step == options.steps):
+        if checkpoints and step not in saved and (step % options.checkpoint_every == 0 or step == options.steps):
             checkpoints.save(state, step)
+            saved.add(step)
         if step % options.chunk and step != options.steps:
             return  # a checkpoint-only boundary
         if on_snapshot:
             on_snapshot(sweep, state)
         if evaluate:
-            record.evaluation(step, sweep.gather(evaluate(sweep, state)))
+            log.evaluation(step, sweep.gather(evaluate(sweep, state)))
 
-    at_boundary(state)  # the untrained (or restored) state
-    state, times = train_members(sweep, state, hp, options.steps - (resume_step or 0), every, record.train_metrics,
-                                 at_boundary, progress=options.progress)
+    with preemption.watch() as stop:
+        at_boundary(state)  # the untrained (or restored) state
+        state, times = train_members(sweep, state, hp, options.steps - (resume_step or 0), every, log.train,
+                                     at_boundary, progress=options.progress, stop=stop.agreed)
+    step = (resume_step or 0) + times.steps
+    preempted = stop.signal if step < options.steps else None
     if checkpoints:
+        if preempted and step not in saved:
+            checkpoints.save(state, step)  # where a resumed run picks up
         checkpoints.close()
     times.wall_s = time.perf_counter() - start
-    summary = record.summary(times.summary(), sweep, options.steps, np.asarray(sweep.gather(state.diverged_at)))
+    summary = summarize(log, times.summary(), sweep, step, np.asarray(sweep.gather(state.diverged_at)))
+    if preempted:
+        summary["preempted"] = {"signal": preempted, "step": step, "checkpointed": bool(checkpoints)}
     writer.write_json("summary.json", summary)
-    history, evals = record.stacked()
-    return Result(state, sweep, writer, history["step"][0], history, summary, np.asarray(record.eval_steps), evals)
+    steps, history, quantiles = log.history()
+    eval_steps, evals, eval_stats = log.evaluations()
+    return Result(state, sweep, writer, steps, history, log.members, quantiles, summary, eval_steps, evals,
+                  eval_stats, jax.tree.map(np.asarray, hp), preempted)
 
 
 def _checkpoints(out: pathlib.Path, options: RunOptions, sweep: Sweep, state: TrainState, config: dict):

@@ -47,8 +47,12 @@ def activation(name: str, negative_slope: float = 0.2) -> Callable:
     return ACTIVATIONS[name](negative_slope)
 
 
-def _dense(features: int, init: str, name: str | None = None) -> nn.Dense:
-    return nn.Dense(features, kernel_init=INITIALIZERS[init], bias_init=nn.initializers.zeros, name=name)
+# matmul and convolution precisions: parameters, their updates and the outputs stay float32
+PRECISIONS = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
+
+
+def _dense(features: int, init: str, name: str | None = None, dtype=jnp.float32) -> nn.Dense:
+    return nn.Dense(features, kernel_init=INITIALIZERS[init], bias_init=nn.initializers.zeros, name=name, dtype=dtype)
 
 
 SPECTRAL = "spectral"  # the variable collection of spectral norm's power-iteration vectors: D's only state
@@ -98,14 +102,16 @@ class Generator(nn.Module):
     output_activation: str = "linear"
     kernel_init: str = "glorot_uniform"
     num_classes: int = 0
+    dtype: jnp.dtype = jnp.float32  # of the matmuls
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, train: bool = False) -> jax.Array:
         act = activation(self.activation, self.negative_slope)
         h = with_label(z, labels, self.num_classes)
         for width in self.hidden:
-            h = act(_dense(width, self.kernel_init)(h))
-        return activation(self.output_activation)(_dense(self.out_dim, self.kernel_init)(h))
+            h = act(_dense(width, self.kernel_init, dtype=self.dtype)(h))
+        out = _dense(self.out_dim, self.kernel_init, dtype=self.dtype)(h)
+        return activation(self.output_activation)(out.astype(jnp.float32))
 
 
 class Discriminator(nn.Module):
@@ -119,12 +125,14 @@ class Discriminator(nn.Module):
     kernel_init: str = "glorot_uniform"
     num_classes: int = 0
     spectral_norm: bool = False
+    dtype: jnp.dtype = jnp.float32  # of the matmuls
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None,
                  train: bool = False) -> tuple[jax.Array, jax.Array]:
         act = activation(self.activation, self.negative_slope)
-        dense = lambda width, name=None: spectral(_dense(width, self.kernel_init, name), self.spectral_norm)  # noqa: E731
+        dense = lambda width, name=None: spectral(  # noqa: E731
+            _dense(width, self.kernel_init, name, self.dtype), self.spectral_norm)
         h = with_label(x, labels, self.num_classes)
         for width in self.hidden:
             h = act(dense(width)(h))
@@ -132,7 +140,7 @@ class Discriminator(nn.Module):
                 h = nn.Dropout(self.dropout, deterministic=not train)(h)
         features = h if self.feature_dim is None else dense(self.feature_dim, "features")(h)
         logit = dense(1, "logit")(features)
-        return logit[..., 0], features
+        return logit[..., 0].astype(jnp.float32), features.astype(jnp.float32)
 
 
 def _patches(x: jax.Array, size: int, stride: int, out_h: int, out_w: int) -> jax.Array:
@@ -152,14 +160,16 @@ class Conv2x(nn.Module):
     the same parameters, for even heights and widths."""
 
     features: int
+    dtype: jnp.dtype = jnp.float32  # of the matmul
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         n, height, width, channels = x.shape
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (4, 4, channels, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        x = x.astype(self.dtype)
         windows = _patches(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), 4, 2, height // 2, width // 2)
-        return windows @ kernel.reshape(16 * channels, self.features) + bias
+        return windows @ kernel.reshape(16 * channels, self.features).astype(self.dtype) + bias.astype(self.dtype)
 
 
 class ConvTranspose2x(nn.Module):
@@ -169,11 +179,13 @@ class ConvTranspose2x(nn.Module):
 
     features: int
     use_bias: bool = True
+    dtype: jnp.dtype = jnp.float32  # of the matmul
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         n, height, width, channels = x.shape
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (4, 4, channels, self.features))
+        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
         # kernel tap 2a + p (rows; likewise columns) feeds output phase p from input offset a - 1 + p
         phases = kernel.reshape(2, 2, 2, 2, channels, self.features).transpose(0, 2, 4, 1, 3, 5)
         windows = _patches(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), 2, 1, height + 1, width + 1)
@@ -182,7 +194,7 @@ class ConvTranspose2x(nn.Module):
         rows = [jnp.stack([y[:, p:p + height, q:q + width, p, q] for q in (0, 1)], axis=3) for p in (0, 1)]
         y = jnp.stack(rows, axis=2).reshape(n, 2 * height, 2 * width, self.features)
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,))
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
         return y
 
 
@@ -197,19 +209,20 @@ class ConvGenerator(nn.Module):
     negative_slope: float = 0.2
     output_activation: str = "tanh"
     num_classes: int = 0
+    dtype: jnp.dtype = jnp.float32  # of the matmuls; batch norm's statistics stay float32
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, train: bool = False) -> jax.Array:
         act = activation(self.activation, self.negative_slope)
-        norm = lambda h: act(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))  # noqa: E731
+        norm = lambda h: act(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h.astype(jnp.float32)))  # noqa: E731
         height, width, channels = self.image_shape
         scale = 2 ** len(self.hidden)
-        h = nn.Dense(height // scale * width // scale * self.hidden[0], use_bias=False)(
+        h = nn.Dense(height // scale * width // scale * self.hidden[0], use_bias=False, dtype=self.dtype)(
             with_label(z, labels, self.num_classes))
         h = norm(h.reshape((z.shape[0], height // scale, width // scale, self.hidden[0])))
         for features in self.hidden[1:]:
-            h = norm(ConvTranspose2x(features, use_bias=False)(h))
-        h = ConvTranspose2x(channels)(h)
+            h = norm(ConvTranspose2x(features, use_bias=False, dtype=self.dtype)(h))
+        h = ConvTranspose2x(channels, dtype=self.dtype)(h).astype(jnp.float32)
         return activation(self.output_activation)(h).reshape(z.shape[0], -1)
 
 
@@ -225,6 +238,7 @@ class ConvDiscriminator(nn.Module):
     dropout: float = 0.0
     num_classes: int = 0
     spectral_norm: bool = False
+    dtype: jnp.dtype = jnp.float32  # of the matmuls
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None,
@@ -232,28 +246,29 @@ class ConvDiscriminator(nn.Module):
         act = activation(self.activation, self.negative_slope)
         h = with_label(x.reshape((x.shape[0],) + tuple(self.image_shape)), labels, self.num_classes)
         for features in self.hidden:
-            h = act(spectral(Conv2x(features), self.spectral_norm)(h))
+            h = act(spectral(Conv2x(features, self.dtype), self.spectral_norm)(h))
             if self.dropout > 0:
                 h = nn.Dropout(self.dropout, deterministic=not train)(h)
         features = h.reshape(x.shape[0], -1)
-        return spectral(nn.Dense(1, name="logit"), self.spectral_norm)(features)[..., 0], features
+        logit = spectral(nn.Dense(1, name="logit", dtype=self.dtype), self.spectral_norm)(features)[..., 0]
+        return logit.astype(jnp.float32), features.astype(jnp.float32)
 
 
 def _mlp(cfg: Config, out_dim: int) -> tuple[nn.Module, nn.Module]:
-    g, d = cfg.generator, cfg.discriminator
+    g, d, dtype = cfg.generator, cfg.discriminator, PRECISIONS[cfg.precision]
     return (Generator(g.hidden, out_dim, g.activation, g.negative_slope, g.output_activation, g.kernel_init,
-                      cfg.num_classes),
+                      cfg.num_classes, dtype),
             Discriminator(d.hidden, d.feature_dim, d.activation, d.negative_slope, d.dropout, d.kernel_init,
-                          cfg.num_classes, d.spectral_norm))
+                          cfg.num_classes, d.spectral_norm, dtype))
 
 
 def _dcgan(cfg: Config, out_dim: int) -> tuple[nn.Module, nn.Module]:
-    g, d = cfg.generator, cfg.discriminator
+    g, d, dtype = cfg.generator, cfg.discriminator, PRECISIONS[cfg.precision]
     height, width, channels = cfg.image_shape
     return (ConvGenerator(g.hidden, cfg.image_shape, g.activation, g.negative_slope, g.output_activation,
-                          cfg.num_classes),
+                          cfg.num_classes, dtype),
             ConvDiscriminator(d.hidden, (height, width, channels * cfg.pack), d.activation, d.negative_slope,
-                              d.dropout, cfg.num_classes, d.spectral_norm))
+                              d.dropout, cfg.num_classes, d.spectral_norm, dtype))
 
 
 # name -> (cfg, data dimension) -> (generator, discriminator)

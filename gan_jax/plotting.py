@@ -30,13 +30,17 @@ def real_data(real: np.ndarray, path: pathlib.Path, title: str = "real data") ->
 
 
 def loss_curves(steps: np.ndarray, d_loss: np.ndarray, g_loss: np.ndarray, path: pathlib.Path,
-                seeds: Sequence[int]) -> pathlib.Path:
-    """D and G loss against step, one thin line per member plus the median over members."""
+                seeds: Sequence[int], medians: tuple[np.ndarray, np.ndarray] | None = None) -> pathlib.Path:
+    """D and G loss against step, one thin line per member given (with its seed) plus the median over
+    members: `medians` (D's, G's) when given (over a whole population whose curves were sampled), else
+    over the members given."""
     fig, axes = subplots(1, 2, figsize=(11, 4), sharex=True)
-    for ax, losses, name in ((axes[0], d_loss, "discriminator"), (axes[1], g_loss, "generator")):
+    medians = medians or (np.nanmedian(d_loss, axis=0), np.nanmedian(g_loss, axis=0))
+    for ax, losses, median, name in ((axes[0], d_loss, medians[0], "discriminator"),
+                                     (axes[1], g_loss, medians[1], "generator")):
         for member, seed in enumerate(seeds):
             ax.plot(steps, losses[member], lw=0.6, alpha=0.6, label=f"seed {seed}" if len(seeds) <= 8 else None)
-        ax.plot(steps, np.nanmedian(losses, axis=0), c="k", lw=1.4, label="median")
+        ax.plot(steps, median, c="k", lw=1.4, label="median")
         ax.set(title=f"{name} loss", xlabel="step", ylabel="loss")
         ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
@@ -113,17 +117,20 @@ def feature_space(before: dict[str, np.ndarray], after: dict[str, np.ndarray], p
     return _save(fig, path)
 
 
-def metric_bands(steps: np.ndarray, metrics: dict[str, np.ndarray], path: pathlib.Path) -> pathlib.Path:
-    """Each metric against step: mean over seeds with its 95% confidence band, and every seed faintly."""
+def metric_bands(steps: np.ndarray, metrics: dict[str, np.ndarray], path: pathlib.Path,
+                 over_members: dict[str, list[dict]] | None = None) -> pathlib.Path:
+    """Each metric against step: mean over seeds with its 95% confidence band (`over_members`: per step,
+    mean_ci95 over a whole population whose values were sampled; else over the members given), and each
+    member given faintly."""
     from gan_jax.eval.stats import mean_ci95
 
     fig, axes = subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     for ax, (name, values) in zip(axes.flat, metrics.items()):
-        summaries = [mean_ci95(values[:, t]) for t in range(values.shape[1])]
+        summaries = (over_members or {}).get(name) or [mean_ci95(values[:, t]) for t in range(values.shape[1])]
         mean = np.array([s["mean"] for s in summaries])
         half = np.nan_to_num(np.array([s["ci95"] for s in summaries]))
         ax.plot(steps, values.T, c="grey", lw=0.5, alpha=0.4)
-        ax.plot(steps, mean, c="tab:blue", lw=1.6, label=f"mean over {values.shape[0]} seeds")
+        ax.plot(steps, mean, c="tab:blue", lw=1.6, label=f"mean over {summaries[-1]['n']} seeds")
         ax.fill_between(steps, mean - half, mean + half, color="tab:blue", alpha=0.25, label="95% CI")
         ax.set(title=name, xlabel="step")
         ax.legend(fontsize=7)

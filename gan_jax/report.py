@@ -49,15 +49,16 @@ def markdown(rows: list[dict], reference: dict | None) -> str:
 
 
 def loss_facets(rows: list[dict], results: dict, path: pathlib.Path) -> pathlib.Path:
-    """D and G loss of every member, one panel per setting."""
+    """D and G loss of every member whose curves the run kept (all, up to 64 members), one panel per setting."""
     cols = min(4, len(rows))
     fig, axes = subplots(math.ceil(len(rows) / cols), cols, figsize=(4 * cols, 3 * math.ceil(len(rows) / cols)),
                              squeeze=False, sharey=True)
     for ax, row in zip(axes.flat, rows):
         result = results[_label({"group": row["group"], "setting": {}})]
-        for m in row["members"]:
-            ax.plot(result.steps, result.history["d_loss"][m], c="tab:blue", lw=0.6, alpha=0.6)
-            ax.plot(result.steps, result.history["g_loss"][m], c="tab:orange", lw=0.6, alpha=0.6)
+        sampled = {int(m): j for j, m in enumerate(result.history_members)}  # curves kept in memory
+        for m in (m for m in row["members"] if m in sampled):
+            ax.plot(result.steps, result.history["d_loss"][sampled[m]], c="tab:blue", lw=0.6, alpha=0.6)
+            ax.plot(result.steps, result.history["g_loss"][sampled[m]], c="tab:orange", lw=0.6, alpha=0.6)
         ax.set_title(_label(row), fontsize=8)
         ax.set_xlabel("step")
     axes.flat[0].legend(["D loss", "G loss"], fontsize=7)

@@ -1,7 +1,8 @@
 """The run-directory contract shared by every experiment.
 
     config.json    resolved config (static settings, members' seeds and traced hyperparameters)
-    metrics.jsonl  one JSON object per logged step per member: step, member, seed, hyperparameters, metrics
+    metrics/       every member's metrics, one compressed numpy file per chunk (gan_jax.logs)
+    metrics.jsonl  for runs of at most 64 members: one JSON object per logged step per member
     summary.json   wall_s, compile_s, steps_per_s, seed_steps_per_s, members (final values per member)
     figures/       PNGs and GIFs
     checkpoints/   orbax checkpoints of the whole state, with RunOptions.checkpoint_every
@@ -12,7 +13,7 @@ import json
 import math
 import os
 import pathlib
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -56,35 +57,21 @@ def check_target(path: str | pathlib.Path, overwrite: bool = False, resume: bool
 
 
 class RunDir:
-    """Writes one run's files. Creating it makes the directory; nothing is written before that.
+    """One run's directory. Creating it makes the directory; nothing is written before that.
+    `primary=False` (every process but the first of a multi-host run) writes nothing."""
 
-    `primary=False` (every process but the first of a multi-host run) writes nothing. `resume_step`
-    keeps the metrics rows of steps before it, so a resumed run's metrics.jsonl reads as one run's."""
-
-    def __init__(self, path: str | pathlib.Path, primary: bool = True, resume_step: int | None = None):
+    def __init__(self, path: str | pathlib.Path, primary: bool = True):
         self.path, self.primary = pathlib.Path(path), primary
         self.figures = self.path / "figures"
-        self.metrics_path = self.path / "metrics.jsonl"
-        if not primary:
-            return
-        self.figures.mkdir(parents=True, exist_ok=True)
-        kept = [] if resume_step is None or not self.metrics_path.exists() else [
-            line for line in self.metrics_path.read_text().splitlines()
-            if line and json.loads(line)["step"] < resume_step]
-        self.metrics_path.write_text("".join(line + "\n" for line in kept))
+        self.metrics_dir = self.path / "metrics"
+        if primary:
+            self.figures.mkdir(parents=True, exist_ok=True)
 
     def write_json(self, name: str, payload: dict) -> pathlib.Path:
         path = self.path / name
         if self.primary:
             path.write_text(json.dumps(to_json(payload), indent=2) + "\n")
         return path
-
-    def append_metrics(self, rows: Iterable[dict]) -> None:
-        if not self.primary:
-            return
-        with self.metrics_path.open("a") as f:
-            for row in rows:
-                f.write(json.dumps(to_json(row)) + "\n")
 
 
 def read_metrics(path: str | pathlib.Path) -> list[dict]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import jax
 import numpy as np
@@ -39,25 +39,15 @@ class RunTimes:
                 "seed_steps_per_s": self.steps * self.n_members / self.train_s}
 
 
-def metric_rows(metrics: dict[str, np.ndarray], seeds: Sequence[int], hparams: list[dict]) -> list[dict]:
-    """One row per (logged step, member) from member-stacked metrics of shape [members, logs]."""
-    rows = []
-    for member, (seed, hp) in enumerate(zip(seeds, hparams)):
-        for j in range(metrics["step"].shape[1]):
-            row = {"step": int(metrics["step"][member, j]), "member": member, "seed": int(seed), **hp}
-            row.update({k: float(v[member, j]) for k, v in metrics.items() if k != "step"})
-            rows.append(row)
-    return rows
-
-
 def train_members(sweep: Sweep, state: TrainState, hp: HParams, steps: int, chunk: int,
                   on_metrics: Callable[[dict[str, np.ndarray]], None] | None = None,
                   on_chunk: Callable[[TrainState], None] | None = None,
-                  progress: bool = True) -> tuple[TrainState, RunTimes]:
-    """Run all members for `steps` steps in chunks; after each chunk, hand the host copy of its metrics
-    to `on_metrics` and the state to `on_chunk` (snapshots). Metrics leave the device chunk by chunk."""
+                  progress: bool = True, stop: Callable[[], bool] | None = None) -> tuple[TrainState, RunTimes]:
+    """Run all members for up to `steps` steps in chunks; after each chunk, hand the host copy of its
+    metrics to `on_metrics` and the state to `on_chunk` (snapshots, checkpoints). Metrics leave the device
+    chunk by chunk. When `stop()` says so after a chunk, return early (RunTimes.steps: the steps done)."""
     start = time.perf_counter()
-    train_s = 0.0
+    train_s, done = 0.0, 0
     with tqdm(total=steps, desc="train", unit="step", disable=not progress or None) as bar:
         for length in chunk_plan(steps, chunk, sweep.gan.cfg.log_every):
             sweep.compile(length)  # timed separately, once per distinct length
@@ -65,10 +55,13 @@ def train_members(sweep: Sweep, state: TrainState, hp: HParams, steps: int, chun
             state, metrics = sweep.run(state, hp, length)
             metrics = sweep.gather(metrics)  # blocks until the chunk is done
             train_s += time.perf_counter() - t0
+            done += length
             if on_metrics:
                 on_metrics(metrics)
             if on_chunk:
                 on_chunk(state)
             bar.update(length)
-    times = RunTimes(time.perf_counter() - start, sweep.compile_s, train_s, steps, sweep.n_members)
+            if stop is not None and done < steps and stop():
+                break
+    times = RunTimes(time.perf_counter() - start, sweep.compile_s, train_s, done, sweep.n_members)
     return state, times

@@ -30,6 +30,7 @@ def validate(cfg: Config, hp: HParams | None = None) -> None:
     _known(cfg.architecture, models.ARCHITECTURES, "architecture", "architecture")
     _known(cfg.gradient_penalty, penalties.PENALTIES, "gradient_penalty", "gradient penalty")
     _known(cfg.noise, NOISES, "noise", "noise")
+    _known(cfg.precision, models.PRECISIONS, "precision", "precision")
     need(isinstance(cfg.num_classes, int) and cfg.num_classes >= 0, "num_classes",
          f"must be an integer >= 0, got {cfg.num_classes!r}")
     for name in ("latent_dim", "batch_size", "n_disc", "n_gen", "log_every", "pack"):

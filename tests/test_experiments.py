@@ -4,6 +4,7 @@ import json
 import pytest
 
 from conftest import run_main
+from gan_jax import logs
 from gan_jax.rundir import read_metrics
 
 R1_FIGURES = {"real_data.png", "losses.png", "samples_grid.png", "samples.gif", "final_samples_per_seed.png",
@@ -116,3 +117,18 @@ def test_a_members_numbers_do_not_depend_on_the_run_it_was_in(tmp_path):
     alone = read_metrics(tmp_path / "one" / "metrics.jsonl")
     assert len(alone) == 4 + 3 and any("eval_curve_distance" in r for r in alone)  # 4 logged, 3 evaluations
     assert without_member(in_four) == without_member(alone)
+
+
+def test_a_large_population_streams_its_metrics_to_files_only(tmp_path):
+    """Above 64 members no metrics.jsonl: every member's values go to the compressed per-chunk files, and
+    memory keeps curves of at most 64 members (summary and figures still cover everyone)."""
+    out = tmp_path / "run"
+    proc = run_main("experiments.toy_quadratic", "--seeds", "66", "--steps", "20", "--log-every", "10",
+                    "--snapshot-every", "10", "--out", out, "--no-progress", "--no-figures")
+    assert proc.returncode == 0, proc.stderr
+    assert not (out / "metrics.jsonl").exists()
+    train, evals = logs.load(out)
+    assert train["d_loss"].shape == (66, 2) and list(train["step"]) == [0, 10] and list(evals["step"]) == [0, 10, 20]
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["members"]) == 66 and summary["over_seeds"]["eval_curve_distance"]["n"] == 66
+    assert [m["d_loss"] for m in summary["members"]] == pytest.approx(train["d_loss"][:, -1].tolist())

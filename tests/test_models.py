@@ -172,3 +172,21 @@ def test_conv_2x_equals_flax_conv(shape):
     expected = apply(nn.Conv(5, (4, 4), strides=(2, 2), padding="SAME"), params, x)
     np.testing.assert_allclose(apply(mine, params, x), expected, rtol=1e-5, atol=1e-5)
     assert expected.shape == (shape[0], shape[1] // 2, shape[2] // 2, 5)
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "dcgan"])
+def test_bf16_precision_keeps_float32_parameters_and_outputs_close_to_fp32(architecture):
+    """--precision bf16 runs matmuls and convolutions in bfloat16: parameters and outputs stay float32, and
+    with the same parameters the outputs agree with fp32 to bfloat16's precision (8 bits of mantissa)."""
+    cfg = DCGAN if architecture == "dcgan" else Config(latent_dim=100, generator=GeneratorConfig(hidden=(64, 64)))
+    (g32, d32), (g16, d16) = models.make_models(cfg, 784), models.make_models(cfg.replace(precision="bf16"), 784)
+    z = jax.random.normal(jax.random.key(1), (8, 100))
+    g_vars = init(g32, jax.random.key(0), z)
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(init(g16, jax.random.key(0), z)))
+    x32, x16 = apply(g32, g_vars, z), apply(g16, g_vars, z)
+    assert x16.dtype == jnp.float32 and not np.array_equal(x32, x16)
+    np.testing.assert_allclose(x16, x32, atol=0.05 * float(jnp.abs(x32).max()))
+    d_vars = init(d32, jax.random.key(2), x32)
+    (l32, f32), (l16, f16) = apply(d32, d_vars, x32), apply(d16, d_vars, x32)
+    assert l16.dtype == f16.dtype == jnp.float32
+    np.testing.assert_allclose(l16, l32, atol=0.05 * float(jnp.abs(l32).max()) + 1e-3)

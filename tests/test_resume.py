@@ -1,12 +1,16 @@
 """Checkpoints through the experiment CLI: a resumed run, or one killed with SIGKILL and resumed, writes what
 an uninterrupted run writes; a resume with a shape-changing config is refused before anything is written."""
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
+
 from conftest import REPO, run_main
+from gan_jax import logs
 from gan_jax.rundir import read_metrics
 
 FLAGS = ["--seeds", "2", "--log-every", "10", "--snapshot-every", "20", "--checkpoint-every", "20", "--keep", "2",
@@ -51,3 +55,28 @@ def test_resume_with_a_shape_changing_config_is_refused(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and "generator.hidden" in lines[-1] and "use the same config" in lines[-1], proc.stderr
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before  # nothing lost or rewritten
+
+
+def test_sigterm_finishes_the_chunk_checkpoints_and_resume_equals_uninterrupted(tmp_path):
+    """A cluster's preemption: SIGTERM mid-run ends the run after its current chunk with a checkpoint, the
+    summary so far and a line saying how to resume (exit 143); resuming gives the uninterrupted run's
+    numbers, every member's metrics files included."""
+    out = tmp_path / "preempted"
+    cmd = [sys.executable, "-m", "experiments.toy_quadratic", *FLAGS, "--steps", "400", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (out / "checkpoints" / "20").is_dir() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 143, stderr
+    stopped = json.loads((out / "summary.json").read_text())["preempted"]
+    assert stopped["signal"] == "SIGTERM" and 20 <= stopped["step"] < 400 and stopped["checkpointed"]
+    assert str(stopped["step"]) in {p.name for p in (out / "checkpoints").iterdir()}
+    assert f"stopped by SIGTERM at step {stopped['step']} (checkpointed); resume with: python -m " \
+           "experiments.toy_quadratic" in stdout and stdout.rstrip().endswith("--resume")
+    toy(out, "--steps", "400", "--resume")
+    toy(tmp_path / "whole", "--steps", "400")
+    assert read_metrics(out / "metrics.jsonl") == read_metrics(tmp_path / "whole" / "metrics.jsonl")
+    for mine, theirs in zip(logs.load(out), logs.load(tmp_path / "whole")):
+        assert mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)

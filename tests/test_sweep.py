@@ -82,18 +82,31 @@ def test_rejects_wrong_member_counts():
 
 
 def test_member_blocks_equal_one_vmap():
+    """Training in blocks of 4, 2 or 1 members, and evaluation in blocks of 4 (an accelerator's layout)
+    or 1 (the CPU's), give the same numbers."""
+    from gan_jax import data
+    from gan_jax.eval import toy
+
     cfg = Config(batch_size=64, log_every=10)
     gan = GAN.from_config(cfg)
     hp = stack_hparams([default_hparams("rmsprop", lr) for lr in (1e-3, 2e-3, 1e-3, 5e-4)])
+    dataset = data.get_dataset("quadratic")
+    metric = toy.evaluation_fn(dataset, dataset.sample(jax.random.key(5), 1000))
+    z = gan.sample_noise(jax.random.key(6), 1000)
     results = []
     for block in (4, 2, 1):
-        sweep = Sweep(gan, 4, devices=jax.devices()[:1], member_block=block)  # 4 members on one device
-        assert sweep.block == block
+        sweep = Sweep(gan, 4, devices=jax.devices()[:1], member_block=block, eval_block=block)  # 4 members, 1 device
+        assert sweep.block == sweep.eval_block == block
         state, metrics = sweep.run(sweep.init(member_keys([0, 1, 2, 3])), hp, 30)
-        results.append((state.g_params, state.d_params, state.d_opt_state, metrics))
-    for other in results[1:]:
-        for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(other)):
+        evals = sweep.evaluate(state, z, lambda x: metric(dataset.to_raw(x, True)))
+        results.append(((state.g_params, state.d_params, state.d_opt_state, metrics), evals))
+    for trained, evals in results[1:]:
+        for a, b in zip(jax.tree.leaves(results[0][0]), jax.tree.leaves(trained)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+        for name, value in evals.items():  # shares of 1,000 samples may flip one sample at a threshold
+            share = name in ("precision", "recall", "coverage", "density", "x_ks")
+            np.testing.assert_allclose(value, results[0][1][name], rtol=1e-4, atol=2e-3 if share else 1e-6,
+                                       err_msg=name)
 
 
 def test_two_processes_on_localhost_equal_one_process(tmp_path):

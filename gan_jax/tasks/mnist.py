@@ -131,8 +131,9 @@ class Snapshots:
 
 def write_figures(result: experiment.Result, cfg: Config, snapshots: Snapshots) -> None:
     fig_dir, seeds = result.run.figures, result.seeds
-    plotting.loss_curves(result.steps, result.history["d_loss"], result.history["g_loss"],
-                         fig_dir / "losses.png", seeds)
+    plotting.loss_curves(result.steps, result.history["d_loss"], result.history["g_loss"], fig_dir / "losses.png",
+                         [seeds[i] for i in result.history_members],
+                         (result.quantiles["d_loss"]["median"], result.quantiles["g_loss"]["median"]))
     rows = cfg.num_classes or 8  # conditional: one row per digit
     for step, images in snapshots.first:
         if not cfg.num_classes:
@@ -144,7 +145,7 @@ def write_figures(result: experiment.Result, cfg: Config, snapshots: Snapshots) 
                             f"seed {seed}, step {result.summary['steps']}")
     if result.evals:
         plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
-                              fig_dir / "eval_metrics.png")
+                              fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()})
 
 
 def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathlib.Path,
