@@ -125,12 +125,12 @@ def traced_specs() -> dict[str, Traced]:
     return {**{alias: specs[targets[0]] for alias, targets in ALIASES.items()}, **specs}
 
 
-def preset_from(argv: list[str], names: list[str], default: str) -> str:
-    """The --preset value, read first because the preset sets the other flags' defaults (a bad value is
-    left for the full parser to refuse)."""
+def preset_from(argv: list[str], names: list[str], default: str, flag: str = "--preset") -> str:
+    """The value of `flag` (--preset), read first because the preset sets the other flags' defaults (a bad
+    value is left for the full parser to refuse)."""
     for i, arg in enumerate(argv):
-        value = arg.split("=", 1)[1] if arg.startswith("--preset=") else (
-            argv[i + 1] if arg == "--preset" and i + 1 < len(argv) else None)
+        value = arg.split("=", 1)[1] if arg.startswith(f"{flag}=") else (
+            argv[i + 1] if arg == flag and i + 1 < len(argv) else None)
         if value in names:
             return value
     return default

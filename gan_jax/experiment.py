@@ -147,7 +147,7 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
                                       "hparams": hparams, "devices": [str(d) for d in jax.devices()],
                                       "processes": jax.process_count(), **(extra_config or {})})
     log = MetricLog(writer.metrics_dir if primary else None, seeds, hparams, resume_step)
-    saved = {resume_step}
+    saved = {0, resume_step}  # the untrained state needs no checkpoint; the resumed one has its own
 
     def at_boundary(state):
         step = int(sweep.gather(state.step)[0])
@@ -197,6 +197,21 @@ def _checkpoints(out: pathlib.Path, options: RunOptions, sweep: Sweep, state: Tr
                               f"train for `steps` >= {step}")
     print(f"resuming from the checkpoint at step {step} in {out / 'checkpoints'}")
     return state, step, checkpoints
+
+
+def write_samples(result: Result, z: jax.Array, labels: jax.Array | None = None,
+                  encode: Callable[[np.ndarray], np.ndarray] = np.asarray) -> pathlib.Path:
+    """`samples.npz` in the run directory: every member's final samples G(z) from its generator average
+    (`samples` [members, n, ...], stored as `encode` makes them), with `member`, `seed` and, for a
+    conditional GAN, the `labels` asked for; so anyone can recompute a metric with their own code. A
+    collective in a multi-host run: call it on every process."""
+    samples = encode(np.asarray(result.sweep.gather(result.sweep.generate(result.state, z, labels))))
+    path = result.run.path / "samples.npz"
+    if result.run.primary:
+        extra = {} if labels is None else {"labels": np.asarray(labels)}
+        np.savez_compressed(path, samples=samples, member=np.arange(len(result.seeds)), seed=np.asarray(result.seeds),
+                            **extra)
+    return path
 
 
 def throughput_line(summary: dict) -> str:

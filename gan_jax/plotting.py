@@ -138,10 +138,10 @@ def metric_bands(steps: np.ndarray, metrics: dict[str, np.ndarray], path: pathli
 
 
 def _tile(images: np.ndarray, rows: int) -> np.ndarray:
-    """[n, h, w] -> one [rows*h, cols*w] mosaic with 1-pixel gaps."""
-    n, h, w = images.shape
+    """[n, h, w] (or [n, h, w, 3], colour) -> one [rows*h, cols*w] mosaic with 1-pixel gaps."""
+    n, h, w = images.shape[:3]
     cols = math.ceil(n / rows)
-    canvas = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    canvas = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1) + images.shape[3:], np.nan)
     for i, image in enumerate(images):
         r, c = divmod(i, cols)
         canvas[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = image
@@ -149,9 +149,9 @@ def _tile(images: np.ndarray, rows: int) -> np.ndarray:
 
 
 def image_grid(images: np.ndarray, path: pathlib.Path, rows: int, title: str = "") -> pathlib.Path:
-    """Images in [0, 1], shape [n, h, w], as a grid with `rows` rows."""
+    """Images in [0, 1], shape [n, h, w] (grey) or [n, h, w, 3] (colour), as a grid with `rows` rows."""
     fig, ax = subplots(figsize=(0.6 * math.ceil(len(images) / rows) + 0.6, 0.6 * rows + 0.5))
-    ax.imshow(_tile(images, rows), cmap="gray", vmin=0, vmax=1)
+    ax.imshow(np.nan_to_num(_tile(images, rows), nan=1.0), cmap="gray", vmin=0, vmax=1)
     ax.set(xticks=[], yticks=[])
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
@@ -165,7 +165,7 @@ def image_gif(frames: Sequence[tuple[int, np.ndarray]], path: pathlib.Path, rows
     def draw(i):
         ax.clear()
         step, images = frames[i]
-        ax.imshow(_tile(images, rows), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(np.nan_to_num(_tile(images, rows), nan=1.0), cmap="gray", vmin=0, vmax=1)
         ax.set(xticks=[], yticks=[], title=f"{title} step {step}")
 
     FuncAnimation(fig, draw, frames=len(frames)).save(path, writer=PillowWriter(fps=fps))

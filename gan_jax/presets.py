@@ -68,6 +68,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            _R2.replace(num_classes=10), _ADAM.replace(beta1=0.5), 5_000, 500, "mnist"),
     Preset("cdcgan", "conditional dcgan: the code concatenated to z, and to D's input as 10 constant channels",
            _DCGAN.replace(num_classes=10), _DCGAN_HP, 3_000, 500, "mnist"),
+    Preset("stacked_dcgan", "dcgan's networks for Stacked MNIST's 28x28x3 images (three digits as channels)",
+           _DCGAN.replace(data="stacked_mnist", image_shape=(28, 28, 3)), _DCGAN_HP, 5_000, 1_000, "stacked_mnist"),
     # Mimicry's SNGAN settings (Lee & Town 2020, after Miyato et al. 2018) on dcgan's networks
     Preset("sngan", "SNGAN: dcgan's networks with spectral norm in every D layer, hinge loss, Adam 2e-4 (0.0, 0.9), "
                     "5 D updates per G update", _DCGAN.replace(

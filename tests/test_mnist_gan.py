@@ -181,6 +181,8 @@ def test_mnist_gan_runs_on_the_shared_test_split(tmp_path):
     assert summary["over_seeds"]["eval_kid"]["mean"] > 10 * abs(ceiling["kid"])  # 100 steps: far from real
     assert summary["provenance"]["classifier_sha256"].startswith("da65593f") and summary["provenance"][
         "reference_samples"] == 2000 and summary["provenance"]["samples"] == 2000
+    with np.load(out / "samples.npz") as f:  # every member's 2,000 evaluation samples, as uint8 pixels
+        assert f["samples"].shape == (4, 2000, 784) and f["samples"].dtype == np.uint8 and list(f["seed"]) == [0, 1, 2, 3]
     names = {p.name for p in (out / "figures").iterdir()}
     assert {"losses.png", "samples.gif", "grid4x4_step0000100.png", "grid8x8_step0000050.png",
             "final_seed0.png", "final_seed1.png"} <= names

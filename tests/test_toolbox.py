@@ -229,12 +229,13 @@ def test_wasserstein_gp_and_diffaugment_run_on_mnist(tmp_path):
 
 
 def test_every_preset_is_valid_and_builds():
-    from gan_jax import presets
+    from gan_jax import data, presets
     from gan_jax.validate import validate
 
     for name, preset in presets.PRESETS.items():
         validate(preset.config, preset.hparams)
-        gan = GAN.from_config(preset.config, lambda key, n: jnp.zeros((n, 784)), 784) \
-            if preset.task == "mnist" else GAN.from_config(preset.config)
+        dim = data.dimension(preset.config.data)
+        gan = GAN.from_config(preset.config) if preset.task == "toy" else GAN.from_config(
+            preset.config, lambda key, n: jnp.zeros((n, dim)), dim)
         state = jax.eval_shape(gan.init, jax.random.key(0))
         assert (name in ("sngan",)) == bool(state.d_stats), name  # only spectral norm gives D a state

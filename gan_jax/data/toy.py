@@ -69,18 +69,18 @@ def gaussian_mixture(key: jax.Array, n: int, modes: np.ndarray, std: float) -> j
     return jnp.asarray(modes)[idx] + std * jax.random.normal(k_noise, (n, modes.shape[1]))
 
 
-# Mode-collapse benchmarks of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018):
-# 8 modes on a circle of radius 2 and a 5x5 grid with spacing 2, both with std 0.02 as in VEEGAN.
+# Mode-collapse mixtures. VEEGAN's (Srivastava et al. 2017): 8 modes on a circle of radius 2, std 0.02
+# (ring8, also named veegan_ring), and a 5x5 grid with spacing 2 (grid25, also veegan_grid: VEEGAN gives no
+# grid std, so its ring's 0.02). PacGAN's (Lin et al. 2018, from its code's config.py): 8 modes on a circle of
+# radius 1, std 0.01, and the 5x5 grid {-4, -2, 0, 2, 4}^2 with std 0.05: the ones with published numbers.
 RING8_MODES, RING8_STD = ring_modes(8, 2.0), 0.02
 GRID25_MODES, GRID25_STD = grid_modes(5, 2.0), 0.02
+PACGAN_RING_MODES, PACGAN_RING_STD = ring_modes(8, 1.0), 0.01
+PACGAN_GRID_MODES, PACGAN_GRID_STD = grid_modes(5, 2.0), 0.05
 
 
-def ring8(key: jax.Array, n: int) -> jax.Array:
-    return gaussian_mixture(key, n, RING8_MODES, RING8_STD)
-
-
-def grid25(key: jax.Array, n: int) -> jax.Array:
-    return gaussian_mixture(key, n, GRID25_MODES, GRID25_STD)
+def mixture(name: str, modes: np.ndarray, std: float) -> "ToyDataset":
+    return ToyDataset(name, 2, lambda key, n: gaussian_mixture(key, n, modes, std), modes=modes, mode_std=std)
 
 
 # Exact moments of R1's data, x ~ U(-a, a) with a = 50: E[x^2] = a^2/3, Var[x^2] = 4a^4/45.
@@ -94,8 +94,12 @@ TOY_DATASETS: dict[str, ToyDataset] = {
     "quadratic": ToyDataset("quadratic", 2, quadratic, (0.0, _Y_MEAN), (_X_STD, _Y_STD)),
     # Mirrored halves: y has mean 0 and E[y^2] = Var + mean^2 of the single curve.
     "two_curves": ToyDataset("two_curves", 2, two_curves, (0.0, 0.0), (_X_STD, math.hypot(_Y_STD, _Y_MEAN))),
-    "ring8": ToyDataset("ring8", 2, ring8, modes=RING8_MODES, mode_std=RING8_STD),
-    "grid25": ToyDataset("grid25", 2, grid25, modes=GRID25_MODES, mode_std=GRID25_STD),
+    "ring8": mixture("ring8", RING8_MODES, RING8_STD),
+    "grid25": mixture("grid25", GRID25_MODES, GRID25_STD),
+    "veegan_ring": mixture("veegan_ring", RING8_MODES, RING8_STD),
+    "veegan_grid": mixture("veegan_grid", GRID25_MODES, GRID25_STD),
+    "pacgan_ring": mixture("pacgan_ring", PACGAN_RING_MODES, PACGAN_RING_STD),
+    "pacgan_grid": mixture("pacgan_grid", PACGAN_GRID_MODES, PACGAN_GRID_STD),
 }
 
 

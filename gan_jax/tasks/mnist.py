@@ -90,13 +90,22 @@ def make_gan(cfg: Config, data: MnistData) -> GAN:
     return GAN.from_config(cfg, sampler, data_dim=int(np.prod(data.train.images.shape[1:])))
 
 
+def evaluation_latents(gan: GAN, n: int = mnist_eval.EVAL_SAMPLES) -> tuple[jax.Array, jax.Array | None]:
+    return gan.sample_latent(stream_key("evaluation"), n)
+
+
+def as_uint8(cfg: Config):
+    """Generator outputs -> uint8 pixels, as the samples are stored."""
+    return lambda x: np.round(np.clip(to_unit(cfg, x), 0, 1) * 255).astype(np.uint8)
+
+
 def evaluator(gan: GAN, data: MnistData) -> tuple[experiment.Evaluate, dict[str, float]]:
     """(`evaluate` for experiment.run, the real-data ceiling of the same metrics)."""
     params = mnist_eval.load_classifier()
     heldout = mnist_eval.to_unit(data.heldout)
     metrics = mnist_eval.metrics_fn(params, heldout)
     ceiling = mnist_eval.real_reference(params, heldout, mnist_eval.to_unit(data.train.images))
-    z, labels = gan.sample_latent(stream_key("evaluation"), mnist_eval.EVAL_SAMPLES)
+    z, labels = evaluation_latents(gan)
 
     def sample_metrics(samples, labels=None):  # one function object, so Sweep.evaluate compiles it once
         return metrics(to_unit(gan.cfg, samples), labels)
@@ -164,12 +173,12 @@ def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathli
         extra["provenance"] = mnist_eval.provenance(len(data.heldout), f"{data.dataset} {data.split} split's held-out "
                                                     f"images" if data.split == "test" else "the test split's held-out images")
     result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots, extra_config=extra)
-    if result.run.primary:
-        if ceiling:
-            result.summary.update(real_reference=ceiling, provenance=extra["provenance"])
-            result.run.write_json("summary.json", result.summary)
-        if figures:
-            write_figures(result, cfg, snapshots)
+    if result.run.primary and ceiling:
+        result.summary.update(real_reference=ceiling, provenance=extra["provenance"])
+        result.run.write_json("summary.json", result.summary)
+    experiment.write_samples(result, *evaluation_latents(gan), encode=as_uint8(cfg))
+    if result.run.primary and figures:
+        write_figures(result, cfg, snapshots)
     return result
 
 

@@ -27,6 +27,10 @@ SNAPSHOT_SAMPLES = 512
 REAL_SAMPLES = 1024  # real points drawn in the figures
 
 
+def evaluation_latents(gan: GAN) -> jax.Array:
+    return gan.sample_noise(jax.random.fold_in(stream_key("evaluation"), 1), EVAL_SAMPLES)
+
+
 def evaluator(gan: GAN) -> tuple[experiment.Evaluate, dict[str, float]]:
     """(every member's metrics on EVAL_SAMPLES samples from the same latents against the same real draw,
     the same metrics of a second real draw: the ceiling)."""
@@ -34,7 +38,7 @@ def evaluator(gan: GAN) -> tuple[experiment.Evaluate, dict[str, float]]:
     key = stream_key("evaluation")
     real = dataset.sample(jax.random.fold_in(key, 0), EVAL_SAMPLES)
     metric_fn = toy_eval.evaluation_fn(dataset, real)
-    z = gan.sample_noise(jax.random.fold_in(key, 1), EVAL_SAMPLES)
+    z = evaluation_latents(gan)
     ceiling = jax.jit(metric_fn)(dataset.sample(jax.random.fold_in(key, 2), EVAL_SAMPLES))
 
     def sample_metrics(samples):  # one function object, so Sweep.evaluate compiles it once
@@ -113,6 +117,9 @@ def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathli
     if result.run.primary:
         result.summary.update(real_reference=ceiling, provenance=provenance)
         result.run.write_json("summary.json", result.summary)
+    dataset = data.get_dataset(cfg.data)
+    experiment.write_samples(result, evaluation_latents(gan),  # in the data's own units, as evaluated
+                             encode=lambda x: dataset.to_raw(x, cfg.standardize).astype(np.float32))
     if figures:
         member0 = jax.tree.map(lambda a: a[0], result.sweep.gather(result.state))  # a collective: every process
         if result.run.primary:

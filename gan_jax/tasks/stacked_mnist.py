@@ -1,0 +1,103 @@
+"""The Stacked MNIST task (Metz et al. 2017; Srivastava et al. 2017; Lin et al. 2018): three MNIST digits
+stacked as the channels of a 28x28x3 image, built from MNIST's IDX files (any split), 1,000 modes; each
+member measured by the modes its 26,000 samples cover and their KL from uniform (`gan_jax.eval.stacked_mnist`),
+with the same numbers of real stacked images as the ceiling. Figures: losses, colour sample grids, metrics."""
+from __future__ import annotations
+
+import pathlib
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from gan_jax import experiment, plotting
+from gan_jax.config import Config
+from gan_jax.data import mnist
+from gan_jax.eval import mnist as mnist_eval
+from gan_jax.eval import stacked_mnist as stacked_eval
+from gan_jax.eval import stats
+from gan_jax.members import Member
+from gan_jax.streams import stream_key
+from gan_jax.sweep import Sweep
+from gan_jax.tasks.mnist import as_uint8, to_unit
+from gan_jax.train import GAN, TrainState
+
+
+def make_gan(cfg: Config, images: np.ndarray) -> GAN:
+    scale = "sigmoid" if cfg.generator.output_activation == "sigmoid" else "tanh"
+    return GAN.from_config(cfg, mnist.stacked_sampler(images, scale), data_dim=28 * 28 * stacked_eval.CHANNELS)
+
+
+def evaluation_latents(gan: GAN, n: int = stacked_eval.EVAL_SAMPLES) -> jax.Array:
+    return gan.sample_noise(stream_key("evaluation"), n)
+
+
+def evaluator(gan: GAN, images: np.ndarray, n: int = stacked_eval.EVAL_SAMPLES
+              ) -> tuple[experiment.Evaluate, dict[str, float]]:
+    """(every member's modes and mode KL on `n` samples, the same of `n` real stacked images)."""
+    params = mnist_eval.load_classifier()
+    metrics = stacked_eval.metrics_fn(params)
+
+    def sample_metrics(samples):  # one function object, so Sweep.evaluate compiles it once
+        return metrics(to_unit(gan.cfg, samples))
+
+    return (experiment.evaluator(evaluation_latents(gan, n), sample_metrics),
+            stacked_eval.real_reference(params, images, n))
+
+
+class Snapshots:
+    """The first member's 8x8 colour grid at every snapshot, every member's latest."""
+
+    def __init__(self, gan: GAN):
+        self.cfg, self.z = gan.cfg, gan.sample_noise(stream_key("snapshots"), 64)
+        self.first: list[tuple[int, np.ndarray]] = []
+        self.latest: list[np.ndarray] = []
+
+    def __call__(self, sweep: Sweep, state: TrainState) -> None:
+        fake = to_unit(self.cfg, np.asarray(sweep.gather(sweep.generate(state, self.z))))
+        fake = np.clip(fake.reshape(sweep.n_members, -1, 28, 28, stacked_eval.CHANNELS), 0, 1)
+        self.first.append((int(sweep.gather(state.step)[0]), fake[0]))
+        self.latest = list(fake)
+
+
+def write_figures(result: experiment.Result, snapshots: Snapshots) -> None:
+    fig_dir, seeds = result.run.figures, result.seeds
+    plotting.loss_curves(result.steps, result.history["d_loss"], result.history["g_loss"], fig_dir / "losses.png",
+                         [seeds[i] for i in result.history_members],
+                         (result.quantiles["d_loss"]["median"], result.quantiles["g_loss"]["median"]))
+    for step, images in snapshots.first:
+        plotting.image_grid(images, fig_dir / f"grid8x8_step{step:07d}.png", 8, f"step {step}")
+    for seed, images in zip(seeds, snapshots.latest):
+        plotting.image_grid(images, fig_dir / f"final_seed{seed}.png", 8, f"seed {seed}, step {result.summary['steps']}")
+    if result.evals:
+        plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
+                              fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()})
+
+
+def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathlib.Path,
+                       options: experiment.RunOptions, images: np.ndarray, extra_config: dict | None = None,
+                       figures: bool = True, eval_samples: int = stacked_eval.EVAL_SAMPLES) -> experiment.Result:
+    """Train `members` on Stacked MNIST built from `images` (uint8 [n, 28, 28]), measure their modes at
+    every snapshot, write samples.npz (every evaluation sample, uint8) and the figures."""
+    gan = make_gan(cfg, images)
+    evaluate, ceiling = evaluator(gan, images, eval_samples)
+    snapshots = Snapshots(gan) if figures else None
+    provenance = stacked_eval.provenance(eval_samples)
+    extra = {"task": "stacked_mnist", "train_images": len(images), "provenance": provenance, **(extra_config or {})}
+    result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots, extra_config=extra)
+    if result.run.primary:
+        result.summary.update(real_reference=ceiling, provenance=provenance)
+        result.run.write_json("summary.json", result.summary)
+    experiment.write_samples(result, evaluation_latents(gan, eval_samples), encode=as_uint8(cfg))
+    if result.run.primary and figures:
+        write_figures(result, snapshots)
+    return result
+
+
+def summary_lines(result: experiment.Result) -> list[str]:
+    ceiling = result.summary.get("real_reference", {})
+    lines = [experiment.throughput_line(result.summary)]
+    for name, summary in result.summary["over_seeds"].items():
+        real = f"   (real data: {ceiling[name[5:]]:.4g})" if name[5:] in ceiling else ""
+        lines.append(f"  {name[5:]:>8} over seeds: {stats.format_ci(summary)}{real}")
+    return lines + [f"run directory: {result.run.path}"]
