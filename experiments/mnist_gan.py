@@ -48,13 +48,14 @@ def load(exp: cli.Experiment) -> mnist_task.MnistData:
     return data
 
 
-def run(exp: cli.Experiment, members=None):
-    """Train the experiment's members (default: its seeds at its hyperparameters)."""
+def run(exp: cli.Experiment, members=None, **run_options):
+    """Train the experiment's members (default: its seeds at its hyperparameters); `run_options` go to
+    experiment.run (a population search's controller, an initial state)."""
     data = load(exp)
     members = members or grid(exp.seeds, exp.hparams)
     return mnist_task.train_and_evaluate(exp.cfg, members, exp.out, exp.options, data,
                                          {"experiment": "mnist_gan", "preset": exp.args.preset},
-                                         figures=not exp.args.no_figures)
+                                         figures=not exp.args.no_figures, **run_options)
 
 
 def main(argv=None):

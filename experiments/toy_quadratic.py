@@ -50,12 +50,13 @@ def parse(argv) -> cli.Experiment:
     return cli.resolve(parser, args, preset, cfg, "toy_quadratic")
 
 
-def run(exp: cli.Experiment, members=None):
-    """Train the experiment's members (default: its seeds at its hyperparameters)."""
+def run(exp: cli.Experiment, members=None, **run_options):
+    """Train the experiment's members (default: its seeds at its hyperparameters); `run_options` go to
+    experiment.run (a population search's controller, an initial state)."""
     members = members or grid(exp.seeds, exp.hparams)
     return toy.train_and_evaluate(exp.cfg, members, exp.out, exp.options,
                                   {"experiment": "toy_quadratic", "preset": exp.args.preset},
-                                  figures=not exp.args.no_figures)
+                                  figures=not exp.args.no_figures, **run_options)
 
 
 def main(argv=None):

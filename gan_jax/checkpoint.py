@@ -20,7 +20,6 @@ import orbax.checkpoint as ocp
 
 from gan_jax.errors import CheckpointError
 from gan_jax.rundir import to_json
-from gan_jax.train import TrainState
 
 FIX = "use the same config, or a new `out` directory"
 
@@ -38,12 +37,18 @@ def _flat_config(config: dict, prefix: str = "") -> dict:
     return out
 
 
-def _raw(state: TrainState) -> TrainState:
-    return state.replace(key=jax.random.key_data(state.key))  # orbax stores the typed key's uint32 data
+def _is_key(leaf) -> bool:
+    return jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def _raw(tree):
+    """Typed PRNG keys as their uint32 data, which orbax stores."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
 
 
 class Checkpointer:
-    """Saves and restores one run's state under `directory` (the run's `checkpoints/`).
+    """Saves and restores one run's state (any pytree of arrays: a TrainState, or the state with the
+    members' current hyperparameters) under `directory` (the run's `checkpoints/`).
 
     `config` (a JSON-able dict, the run's resolved config) is stored with every checkpoint; resuming
     with a config that differs in any key other than those in `may_change` is refused.
@@ -59,7 +64,7 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers={
             "state": ocp.StandardCheckpointHandler(), "config": ocp.JsonCheckpointHandler()})
 
-    def save(self, state: TrainState, step: int) -> None:
+    def save(self, state, step: int) -> None:
         """Write checkpoint `step` (replacing one of that step left by an abandoned run); returns once it
         is complete on disk, so `state` may then be donated."""
         if step in self.steps():
@@ -93,7 +98,7 @@ class Checkpointer:
                 self._readable[step] = False
         return self._readable[step]
 
-    def restore(self, like: TrainState, step: int | None = None) -> tuple[TrainState, int]:
+    def restore(self, like, step: int | None = None) -> tuple:
         """(state, step) of checkpoint `step` (default: `latest_step()`), with the structure, shapes,
         dtypes and shardings of `like` (e.g. a fresh `Sweep.init` state; only its metadata is used)."""
         step = self.latest_step() if step is None else step
@@ -126,7 +131,9 @@ class Checkpointer:
         except Exception as e:
             raise CheckpointError(f"{where} cannot be read: {type(e).__name__}: {e}") from e
         raw = jax.tree.unflatten(jax.tree.structure(raw_like), [flat[k] for k in target])
-        return raw.replace(key=jax.random.wrap_key_data(raw.key, impl=jax.random.key_impl(like.key))), step
+        typed = jax.tree.map(lambda r, l: jax.random.wrap_key_data(r, impl=jax.random.key_impl(l)) if _is_key(l) else r,
+                             raw, like)
+        return typed, step
 
     def close(self) -> None:
         self._manager.close()

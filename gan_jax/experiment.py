@@ -13,7 +13,7 @@ import dataclasses
 import math
 import pathlib
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import jax
 import numpy as np
@@ -31,6 +31,18 @@ from gan_jax.validate import validate
 
 Evaluate = Callable[[Sweep, TrainState], dict[str, jax.Array]]  # every member's metrics: {name: [members]}
 OnSnapshot = Callable[[Sweep, TrainState], None]
+
+
+class Controller(Protocol):
+    """What may change a run's state and hyperparameters after an evaluation (a population search):
+    `controller(step, sweep, state, hp, evaluation) -> (state, hp)`, `evaluation` every member's values
+    ({metric: [members]}, host). It is resumed with the run: `restart(resume_step)` drops what it decided
+    from that step on (it decides again, the same way)."""
+
+    def __call__(self, step: int, sweep: Sweep, state: TrainState, hp: HParams,
+                 evaluation: dict[str, np.ndarray]) -> tuple[TrainState, HParams]: ...
+
+    def restart(self, resume_step: int | None) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,15 +128,18 @@ def summarize(log: MetricLog, times: dict, sweep: Sweep, steps: int, diverged_at
 
 def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: RunOptions,
         evaluate: Evaluate | None = None, on_snapshot: OnSnapshot | None = None,
-        extra_config: dict | None = None) -> Result:
+        extra_config: dict | None = None, controller: Controller | None = None,
+        initial_state: TrainState | None = None) -> Result:
     """Train `members` ((seed, HParams) pairs) of `gan` for `options.steps` steps and write the run
     directory `out`. Before training and every `options.snapshot_every` steps, `on_snapshot(sweep, state)`
     sees the state (figures) and `evaluate(sweep, state) -> {metric: [members]}` measures it: each value
     becomes an `eval_<metric>` record, the last ones go into summary.json with their mean +- 95% CI over
-    seeds. Raises a GanJaxError, with nothing written, for anything that cannot run. A SIGTERM or SIGINT
-    ends the run after its current chunk, with a checkpoint (when checkpointing) and the summary so far;
-    the Result says so (`preempted`)."""
-    start = time.perf_counter()
+    seeds. After each evaluation `controller` (a population search) may change members' state and
+    hyperparameters; checkpoints hold both. `initial_state` (member-stacked, e.g. the survivors of a
+    successive-halving rung) replaces the members' fresh state; training goes on from its step. Raises a GanJaxError, with nothing written, for anything that
+    cannot run. A SIGTERM or SIGINT ends the run after its current chunk, with a checkpoint (when
+    checkpointing) and the summary so far; the Result says so (`preempted`)."""
+    t0 = time.perf_counter()
     out = pathlib.Path(out)
     if not members:
         raise ConfigError("`members`: give at least one (seed, hparams) member")
@@ -138,40 +153,53 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     every = math.gcd(options.chunk, options.checkpoint_every) if options.checkpoint_every else options.chunk
     for length in set(chunk_plan(options.steps, every, gan.cfg.log_every)):
         sweep.compile(length)  # from shapes alone: refuses what cannot fit before anything is allocated
-    state = sweep.init(member_keys(seeds))
-    run_config = {**gan.cfg.to_dict(), "seeds": seeds, "hparams": hparams}
-    state, resume_step, checkpoints = _checkpoints(out, options, sweep, state, run_config)
+    state = sweep.init(member_keys(seeds)) if initial_state is None else sweep.shard(initial_state)
+    start = int(np.asarray(sweep.gather(state.step))[0])
+    run_config = {**gan.cfg.to_dict(), "seeds": seeds, "hparams": hparams, "start": start}
+    (state, hp), resume_step, checkpoints = _checkpoints(out, options, sweep, (state, sweep.shard(hp)), run_config)
+    hp = jax.tree.map(np.asarray, sweep.gather(hp))
+    start = resume_step if resume_step is not None else start
     primary = jax.process_index() == 0
     writer = rundir.RunDir(out, primary=primary)
     writer.write_json("config.json", {"config": gan.cfg.to_dict(), "steps": options.steps, "seeds": seeds,
                                       "hparams": hparams, "devices": [str(d) for d in jax.devices()],
                                       "processes": jax.process_count(), **(extra_config or {})})
-    log = MetricLog(writer.metrics_dir if primary else None, seeds, hparams, resume_step)
-    saved = {0, resume_step}  # the untrained state needs no checkpoint; the resumed one has its own
+    log = MetricLog(writer.metrics_dir if primary else None, seeds, hparams, resume_step or (start or None))
+    if controller:
+        controller.restart(resume_step)
+    saved = {start}  # the untrained (given, resumed) state needs no checkpoint
 
-    def at_boundary(state):
+    def at_boundary(state, hp):
         step = int(sweep.gather(state.step)[0])
         if checkpoints and step not in saved and (step % options.checkpoint_every == 0 or step == options.steps):
-            checkpoints.save(state, step)
+            checkpoints.save((state, hp), step)
             saved.add(step)
         if step % options.chunk and step != options.steps:
-            return  # a checkpoint-only boundary
+            return state, hp  # a checkpoint-only boundary
         if on_snapshot:
             on_snapshot(sweep, state)
         if evaluate:
-            log.evaluation(step, sweep.gather(evaluate(sweep, state)))
+            values = sweep.gather(evaluate(sweep, state))
+            log.evaluation(step, values)
+            if controller and step < options.steps:
+                changed = hp
+                state, hp = controller(step, sweep, state, hp, {k: np.asarray(v) for k, v in values.items()})
+                if hp is not changed:  # later rows carry each member's new values
+                    log.hparams = [dict(zip(hp.to_dict(), v)) for v in zip(*(np.asarray(a).tolist()
+                                                                                for a in hp.to_dict().values()))]
+        return state, hp
 
     with preemption.watch() as stop:
-        at_boundary(state)  # the untrained (or restored) state
-        state, times = train_members(sweep, state, hp, options.steps - (resume_step or 0), every, log.train,
-                                     at_boundary, progress=options.progress, stop=stop.agreed)
-    step = (resume_step or 0) + times.steps
+        state, hp = at_boundary(state, hp)  # the untrained (or restored) state
+        state, hp, times = train_members(sweep, state, hp, options.steps - start, every, log.train,
+                                         at_boundary, progress=options.progress, stop=stop.agreed)
+    step = start + times.steps
     preempted = stop.signal if step < options.steps else None
     if checkpoints:
         if preempted and step not in saved:
-            checkpoints.save(state, step)  # where a resumed run picks up
+            checkpoints.save((state, hp), step)  # where a resumed run picks up
         checkpoints.close()
-    times.wall_s = time.perf_counter() - start
+    times.wall_s = time.perf_counter() - t0
     summary = summarize(log, times.summary(), sweep, step, np.asarray(sweep.gather(state.diverged_at)))
     if preempted:
         summary["preempted"] = {"signal": preempted, "step": step, "checkpointed": bool(checkpoints)}
@@ -179,13 +207,13 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     steps, history, quantiles = log.history()
     eval_steps, evals, eval_stats = log.evaluations()
     return Result(state, sweep, writer, steps, history, log.members, quantiles, summary, eval_steps, evals,
-                  eval_stats, jax.tree.map(np.asarray, hp), preempted)
+                  eval_stats, hp, preempted)
 
 
-def _checkpoints(out: pathlib.Path, options: RunOptions, sweep: Sweep, state: TrainState, config: dict):
-    """(state, resumed step or None, Checkpointer or None): with `resume`, the state of the latest complete
-    checkpoint in <out>/checkpoints, after checking it was written for the same `config` (static settings,
-    members' seeds and hyperparameters) and shapes."""
+def _checkpoints(out: pathlib.Path, options: RunOptions, sweep: Sweep, state: tuple, config: dict):
+    """(state, resumed step or None, Checkpointer or None), state being (TrainState, HParams): with
+    `resume`, those of the latest complete checkpoint in <out>/checkpoints, after checking it was written
+    for the same `config` (static settings, members' seeds and initial hyperparameters) and shapes."""
     if not (options.checkpoint_every or options.resume):
         return state, None, None
     checkpoints = checkpoint.Checkpointer(out / "checkpoints", options.keep, config)

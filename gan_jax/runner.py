@@ -41,11 +41,13 @@ class RunTimes:
 
 def train_members(sweep: Sweep, state: TrainState, hp: HParams, steps: int, chunk: int,
                   on_metrics: Callable[[dict[str, np.ndarray]], None] | None = None,
-                  on_chunk: Callable[[TrainState], None] | None = None,
-                  progress: bool = True, stop: Callable[[], bool] | None = None) -> tuple[TrainState, RunTimes]:
+                  on_chunk: Callable[[TrainState, HParams], tuple[TrainState, HParams]] | None = None,
+                  progress: bool = True, stop: Callable[[], bool] | None = None
+                  ) -> tuple[TrainState, HParams, RunTimes]:
     """Run all members for up to `steps` steps in chunks; after each chunk, hand the host copy of its
-    metrics to `on_metrics` and the state to `on_chunk` (snapshots, checkpoints). Metrics leave the device
-    chunk by chunk. When `stop()` says so after a chunk, return early (RunTimes.steps: the steps done)."""
+    metrics to `on_metrics` and the state and hyperparameters to `on_chunk` (snapshots, checkpoints, a
+    population search), which returns them, changed or not. Metrics leave the device chunk by chunk. When
+    `stop()` says so after a chunk, return early (RunTimes.steps: the steps done)."""
     start = time.perf_counter()
     train_s, done = 0.0, 0
     with tqdm(total=steps, desc="train", unit="step", disable=not progress or None) as bar:
@@ -59,9 +61,9 @@ def train_members(sweep: Sweep, state: TrainState, hp: HParams, steps: int, chun
             if on_metrics:
                 on_metrics(metrics)
             if on_chunk:
-                on_chunk(state)
+                state, hp = on_chunk(state, hp)
             bar.update(length)
             if stop is not None and done < steps and stop():
                 break
     times = RunTimes(time.perf_counter() - start, sweep.compile_s, train_s, done, sweep.n_members)
-    return state, times
+    return state, hp, times

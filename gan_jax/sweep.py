@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gan_jax import resources
+from gan_jax import loop, resources
 from gan_jax.config import HParams
 from gan_jax.members import member_keys, stack_hparams  # noqa: F401  (the sweep's inputs, importable here)
 from gan_jax.train import GAN, Metrics, TrainState
@@ -50,6 +50,7 @@ class Sweep:
     _init: Callable = dataclasses.field(init=False, repr=False)
     _generate: Callable = dataclasses.field(init=False, repr=False)
     _evaluators: dict = dataclasses.field(init=False, repr=False, default_factory=dict)
+    _copy: Callable | None = dataclasses.field(init=False, repr=False, default=None)
 
     def __post_init__(self):
         if self.n_members < 1 or (self.member_block is not None and self.member_block < 1):
@@ -149,6 +150,16 @@ class Sweep:
         """Advance every member `num_steps` steps with the traced values `hp` (which may differ from
         call to call: a schedule). Donates `state`: use the returned one."""
         return self.compile(num_steps)(state, self.shard(hp))
+
+    def copy_members(self, state: TrainState, sources) -> TrainState:
+        """Member i takes member sources[i]'s learned state and divergence flag (a gather along the member
+        axis, on the devices holding the state); keys and step counters stay each member's own."""
+        if self._copy is None:
+            def copy(state, sources):
+                taken = jax.tree.map(lambda a: a[sources], {**loop.learned(state), "diverged_at": state.diverged_at})
+                return state.replace(**taken)
+            self._copy = jax.jit(copy, out_shardings=self.sharding, donate_argnums=0)
+        return self._copy(state, jax.device_put(np.asarray(sources, np.int32), NamedSharding(self.mesh, PartitionSpec())))
 
     # -- host copies, samples, evaluation --------------------------------------------------------------
     def gather(self, tree):

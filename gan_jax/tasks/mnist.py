@@ -159,9 +159,10 @@ def write_figures(result: experiment.Result, cfg: Config, snapshots: Snapshots) 
 
 def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathlib.Path,
                        options: experiment.RunOptions, data: MnistData,
-                       extra_config: dict | None = None, figures: bool = True) -> experiment.Result:
+                       extra_config: dict | None = None, figures: bool = True, **run_options) -> experiment.Result:
     """Train `members` on `data`, measure them with the classifier (when `data.heldout` is set) at every
-    snapshot, draw the figures; summary.json carries the real-data ceiling as `real_reference`."""
+    snapshot, draw the figures; summary.json carries the real-data ceiling as `real_reference`.
+    `run_options` go to experiment.run (a population search's `controller`, an `initial_state`)."""
     gan = make_gan(cfg, data)
     evaluate, ceiling = evaluator(gan, data) if data.heldout is not None else (None, None)
     snapshots = Snapshots(gan) if figures else None
@@ -172,7 +173,8 @@ def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathli
     if data.heldout is not None:
         extra["provenance"] = mnist_eval.provenance(len(data.heldout), f"{data.dataset} {data.split} split's held-out "
                                                     f"images" if data.split == "test" else "the test split's held-out images")
-    result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots, extra_config=extra)
+    result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots, extra_config=extra,
+                            **run_options)
     if result.run.primary and ceiling:
         result.summary.update(real_reference=ceiling, provenance=extra["provenance"])
         result.run.write_json("summary.json", result.summary)

@@ -76,15 +76,18 @@ def write_figures(result: experiment.Result, snapshots: Snapshots) -> None:
 
 def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathlib.Path,
                        options: experiment.RunOptions, images: np.ndarray, extra_config: dict | None = None,
-                       figures: bool = True, eval_samples: int = stacked_eval.EVAL_SAMPLES) -> experiment.Result:
+                       figures: bool = True, eval_samples: int = stacked_eval.EVAL_SAMPLES,
+                       **run_options) -> experiment.Result:
     """Train `members` on Stacked MNIST built from `images` (uint8 [n, 28, 28]), measure their modes at
-    every snapshot, write samples.npz (every evaluation sample, uint8) and the figures."""
+    every snapshot, write samples.npz (every evaluation sample, uint8) and the figures. `run_options` go to
+    experiment.run (a population search's `controller`, an `initial_state`)."""
     gan = make_gan(cfg, images)
     evaluate, ceiling = evaluator(gan, images, eval_samples)
     snapshots = Snapshots(gan) if figures else None
     provenance = stacked_eval.provenance(eval_samples)
     extra = {"task": "stacked_mnist", "train_images": len(images), "provenance": provenance, **(extra_config or {})}
-    result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots, extra_config=extra)
+    result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots, extra_config=extra,
+                            **run_options)
     if result.run.primary:
         result.summary.update(real_reference=ceiling, provenance=provenance)
         result.run.write_json("summary.json", result.summary)

@@ -105,15 +105,16 @@ def write_figures(result: experiment.Result, gan: GAN, snapshots: Snapshots, mem
 
 def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathlib.Path,
                        options: experiment.RunOptions, extra_config: dict | None = None,
-                       figures: bool = True) -> experiment.Result:
-    """Train `members` on the toy dataset `cfg.data`, measure them at every snapshot, draw the figures."""
+                       figures: bool = True, **run_options) -> experiment.Result:
+    """Train `members` on the toy dataset `cfg.data`, measure them at every snapshot, draw the figures.
+    `run_options` go to experiment.run (a population search's `controller`, an `initial_state`)."""
     gan = GAN.from_config(cfg)
     snapshots = Snapshots(gan) if figures else None
     evaluate, ceiling = evaluator(gan)
     provenance = toy_eval.provenance(data.get_dataset(cfg.data), EVAL_SAMPLES)
     result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots,
                             extra_config={"task": "toy", "eval_samples": EVAL_SAMPLES, "provenance": provenance,
-                                          **(extra_config or {})})
+                                          **(extra_config or {})}, **run_options)
     if result.run.primary:
         result.summary.update(real_reference=ceiling, provenance=provenance)
         result.run.write_json("summary.json", result.summary)
