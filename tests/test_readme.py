@@ -23,6 +23,8 @@ def test_readme_python_examples_run_in_order(tmp_path, monkeypatch):
     assert isinstance(namespace["gan"].generator, nn.Module)
     assert namespace["result"].evals["eval_mean_radius"].shape == (2, 2)
     assert (tmp_path / "runs" / "readme-r1" / "figures" / "samples.gif").is_file()
+    [copy] = namespace["controller"].records  # PBT: at step 100 the worst of 4 copied a better member
+    assert copy["step"] == 100 and copy["source_value"] < copy["value"]
 
 
 def test_custom_experiment_script_runs_resumes_and_writes_its_run_directory(tmp_path):

@@ -43,7 +43,7 @@ def test_same_seed_same_numbers(tiny_cfg):
     assert not np.allclose(s1.g_params["Dense_0"]["kernel"], s3.g_params["Dense_0"]["kernel"])
 
 
-@pytest.mark.parametrize("share_batch", [True, False])
+@pytest.mark.parametrize("share_batch", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_vmapped_members_equal_single_runs(tiny_cfg, share_batch):
     tiny_cfg = tiny_cfg.replace(share_batch=share_batch)
     hp = default_hparams("rmsprop")
@@ -56,7 +56,7 @@ def test_vmapped_members_equal_single_runs(tiny_cfg, share_batch):
         assert_trees_close({k: v[i] for k, v in metrics.items()}, single_metrics, rtol=1e-4)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", pytest.param("sgd", marks=pytest.mark.slow)])
 def test_member_with_other_hparams_equals_single_run(tiny_cfg, optimizer):
     cfg = tiny_cfg.replace(optimizer=optimizer)
     base = default_hparams(optimizer, 1e-3)
