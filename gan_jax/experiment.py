@@ -82,6 +82,19 @@ class RunOptions:
         return self.snapshot_every or self.steps
 
 
+# XLA:CPU's host memory grows with the number of steps one program runs on several devices (measured: about
+# 1 KB per member-step, R1 on 2 devices; flat on one), so on a CPU no chunk runs longer than this.
+MAX_CPU_CHUNK_STEPS = 1_000
+
+
+def bounded_chunk(every: int, log_every: int, limit: int) -> int:
+    """The longest chunk of at most `limit` steps (or `log_every`, if longer) that divides `every` and is a
+    multiple of `log_every`, so that every boundary of `every` is still a chunk boundary."""
+    if every <= limit:
+        return every
+    return max([c for c in range(log_every, limit + 1, log_every) if every % c == 0], default=log_every)
+
+
 @dataclasses.dataclass
 class Result:
     """A finished (or preempted) run: its final state, its Sweep, and what the figures and summary need
@@ -151,6 +164,8 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     rundir.check_target(out, options.overwrite, options.resume)
     sweep = Sweep(gan, len(members))
     every = math.gcd(options.chunk, options.checkpoint_every) if options.checkpoint_every else options.chunk
+    if sweep.mesh.devices.flat[0].platform == "cpu":
+        every = bounded_chunk(every, gan.cfg.log_every, MAX_CPU_CHUNK_STEPS)
     for length in set(chunk_plan(options.steps, every, gan.cfg.log_every)):
         sweep.compile(length)  # from shapes alone: refuses what cannot fit before anything is allocated
     state = sweep.init(member_keys(seeds)) if initial_state is None else sweep.shard(initial_state)

@@ -132,3 +132,28 @@ def test_a_large_population_streams_its_metrics_to_files_only(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["members"]) == 66 and summary["over_seeds"]["eval_curve_distance"]["n"] == 66
     assert [m["d_loss"] for m in summary["members"]] == pytest.approx(train["d_loss"][:, -1].tolist())
+
+
+def test_cpu_chunks_are_bounded_and_still_end_on_every_snapshot(tmp_path, monkeypatch):
+    """XLA:CPU's host memory grows with a program's step count, so a long snapshot interval runs as
+    bounded chunks that divide it: the evaluations and the trained state are as with one chunk."""
+    import chex
+    import jax
+    from gan_jax import experiment
+    from gan_jax.config import Config
+    from gan_jax.members import grid
+    from gan_jax.optim import default_hparams
+    from gan_jax.train import GAN
+
+    assert [experiment.bounded_chunk(e, 10, 1000) for e in (500, 1000, 4000, 2300)] == [500, 1000, 1000, 460]
+    assert experiment.bounded_chunk(2300, 100, 1000) == 100 and experiment.bounded_chunk(3000, 1500, 1000) == 1500
+    gan = GAN.from_config(Config(batch_size=16, log_every=10))
+    members = grid(range(2), default_hparams("rmsprop"))
+    options = experiment.RunOptions(60, snapshot_every=60, progress=False)
+    whole = experiment.run(gan, members, tmp_path / "whole", options)
+    monkeypatch.setattr(experiment, "MAX_CPU_CHUNK_STEPS", 20)
+    chunked = experiment.run(gan, members, tmp_path / "chunked", options)
+    assert set(whole.sweep.compiled) == {60} and set(chunked.sweep.compiled) == {20}
+    chex.assert_trees_all_equal(jax.device_get(chunked.state), jax.device_get(whole.state))
+    rows = lambda run: sorted((tmp_path / run / "metrics.jsonl").read_text().splitlines())  # noqa: E731 (chunk order)
+    assert rows("chunked") == rows("whole")
