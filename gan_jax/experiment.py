@@ -149,9 +149,10 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     becomes an `eval_<metric>` record, the last ones go into summary.json with their mean +- 95% CI over
     seeds. After each evaluation `controller` (a population search) may change members' state and
     hyperparameters; checkpoints hold both. `initial_state` (member-stacked, e.g. the survivors of a
-    successive-halving rung) replaces the members' fresh state; training goes on from its step. Raises a GanJaxError, with nothing written, for anything that
-    cannot run. A SIGTERM or SIGINT ends the run after its current chunk, with a checkpoint (when
-    checkpointing) and the summary so far; the Result says so (`preempted`)."""
+    successive-halving rung) replaces the members' fresh state; training goes on from its step. Raises a
+    GanJaxError, with nothing written, for anything that cannot run. A SIGTERM or SIGINT ends the run
+    after its current chunk, with a checkpoint (when checkpointing) and the summary so far; the Result
+    says so (`preempted`)."""
     t0 = time.perf_counter()
     out = pathlib.Path(out)
     if not members:
@@ -200,8 +201,8 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
                 changed = hp
                 state, hp = controller(step, sweep, state, hp, {k: np.asarray(v) for k, v in values.items()})
                 if hp is not changed:  # later rows carry each member's new values
-                    log.hparams = [dict(zip(hp.to_dict(), v)) for v in zip(*(np.asarray(a).tolist()
-                                                                                for a in hp.to_dict().values()))]
+                    columns = {k: np.asarray(v).tolist() for k, v in hp.to_dict().items()}
+                    log.hparams = [{k: v[i] for k, v in columns.items()} for i in range(len(seeds))]
         return state, hp
 
     with preemption.watch() as stop:
