@@ -30,8 +30,9 @@ SAMPLED_MEMBERS = 64
 QUANTILES = {"min": 0, "q05": 5, "q25": 25, "median": 50, "q75": 75, "q95": 95, "max": 100}
 
 
-def sampled_members(n_members: int, k: int = SAMPLED_MEMBERS) -> np.ndarray:
-    """At most k member indices, evenly spread (every member when there are few)."""
+def sampled_members(n_members: int, k: int | None = None) -> np.ndarray:
+    """At most k (default SAMPLED_MEMBERS) member indices, evenly spread (every member when there are few)."""
+    k = SAMPLED_MEMBERS if k is None else k
     return np.unique(np.linspace(0, n_members - 1, min(k, n_members)).round().astype(int))
 
 

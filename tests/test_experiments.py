@@ -119,18 +119,21 @@ def test_a_members_numbers_do_not_depend_on_the_run_it_was_in(tmp_path):
     assert without_member(in_four) == without_member(alone)
 
 
-def test_a_large_population_streams_its_metrics_to_files_only(tmp_path):
-    """Above 64 members no metrics.jsonl: every member's values go to the compressed per-chunk files, and
-    memory keeps curves of at most 64 members (summary and figures still cover everyone)."""
+def test_a_large_population_streams_its_metrics_to_files_only(tmp_path, monkeypatch):
+    """Above JSONL_MAX_MEMBERS members no metrics.jsonl: every member's values go to the compressed
+    per-chunk files, and memory keeps curves of at most SAMPLED_MEMBERS members (summary and figures still
+    cover everyone). The thresholds (64) are lowered to 4 here, so 6 members are a large population."""
+    monkeypatch.setattr(logs, "JSONL_MAX_MEMBERS", 4)
+    monkeypatch.setattr(logs, "SAMPLED_MEMBERS", 4)
     out = tmp_path / "run"
-    proc = run_main("experiments.toy_quadratic", "--seeds", "66", "--steps", "20", "--log-every", "10",
-                    "--snapshot-every", "20", "--out", out, "--no-progress", "--no-figures")
+    proc = run_main("experiments.toy_quadratic", "--seeds", "6", "--steps", "20", "--log-every", "10",
+                    "--snapshot-every", "10", "--out", out, "--no-progress", "--no-figures")
     assert proc.returncode == 0, proc.stderr
     assert not (out / "metrics.jsonl").exists()
     train, evals = logs.load(out)
-    assert train["d_loss"].shape == (66, 2) and list(train["step"]) == [0, 10] and list(evals["step"]) == [0, 20]
+    assert train["d_loss"].shape == (6, 2) and list(train["step"]) == [0, 10] and list(evals["step"]) == [0, 10, 20]
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary["members"]) == 66 and summary["over_seeds"]["eval_curve_distance"]["n"] == 66
+    assert len(summary["members"]) == 6 and summary["over_seeds"]["eval_curve_distance"]["n"] == 6
     assert [m["d_loss"] for m in summary["members"]] == pytest.approx(train["d_loss"][:, -1].tolist())
 
 
