@@ -25,7 +25,7 @@ from gan_jax.eval import stats
 from gan_jax.logs import MetricLog
 from gan_jax.members import Member, member_keys, stack_hparams
 from gan_jax.runner import chunk_plan, train_members
-from gan_jax.sweep import Sweep
+from gan_jax.sweep import Sweep, largest_divisor
 from gan_jax.train import GAN, TrainState
 from gan_jax.validate import validate
 
@@ -92,7 +92,7 @@ def bounded_chunk(every: int, log_every: int, limit: int) -> int:
     multiple of `log_every`, so that every boundary of `every` is still a chunk boundary."""
     if every <= limit:
         return every
-    return max([c for c in range(log_every, limit + 1, log_every) if every % c == 0], default=log_every)
+    return log_every * largest_divisor(every // log_every, max(1, limit // log_every))
 
 
 @dataclasses.dataclass
@@ -255,7 +255,7 @@ def write_samples(result: Result, z: jax.Array, labels: jax.Array | None = None,
     conditional GAN, the `labels` asked for; so anyone can recompute a metric with their own code. Generated
     in slices of at most SAMPLE_SLICE samples. A collective in a multi-host run: call it on every process."""
     n = len(z)
-    size = max(d for d in range(1, min(n, SAMPLE_SLICE) + 1) if n % d == 0)  # equal slices: one compile
+    size = largest_divisor(n, SAMPLE_SLICE)  # equal slices: one compile
     samples = np.concatenate([encode(np.asarray(result.sweep.gather(result.sweep.generate(
         result.state, z[i:i + size], None if labels is None else labels[i:i + size])))) for i in range(0, n, size)],
         axis=1)

@@ -60,10 +60,10 @@ class Sweep:
         local = self.n_members // self.mesh.devices.size
         if self.member_block is None:
             self.member_block = CPU_MEMBER_BLOCK if self.mesh.devices.flat[0].platform == "cpu" else local
-        self.block = _divisor(local, self.member_block)
+        self.block = largest_divisor(local, self.member_block)
         if self.eval_block is None:
             self.eval_block = 1 if self.mesh.devices.flat[0].platform == "cpu" else ACCELERATOR_EVAL_BLOCK
-        self.eval_block = _divisor(local, self.eval_block)
+        self.eval_block = largest_divisor(local, self.eval_block)
         self._init = jax.jit(jax.vmap(self.gan.init), out_shardings=self.sharding)
         self._generate = jax.jit(jax.vmap(self.gan.generate, in_axes=(0, None, None, 0)))
 
@@ -211,7 +211,7 @@ class Sweep:
         return self._evaluators[key](state.g_ema, state.g_stats, z, labels)
 
 
-def _divisor(n: int, at_most: int) -> int:
+def largest_divisor(n: int, at_most: int) -> int:
     """The largest divisor of n that is at most `at_most`."""
     return max(b for b in range(1, min(at_most, n) + 1) if n % b == 0)
 
