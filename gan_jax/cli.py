@@ -22,6 +22,7 @@ from gan_jax import augment, data, devices, losses, models, optim, penalties, re
 from gan_jax.config import Config, HParams, Traced
 from gan_jax.errors import GanJaxError
 from gan_jax.experiment import RunOptions
+from gan_jax.schedule import Schedule
 from gan_jax.members import ALIASES, check_seeds
 from gan_jax.presets import Preset
 from gan_jax.sweep import Sweep
@@ -152,6 +153,10 @@ def add_run_flags(parser: argparse.ArgumentParser, preset: Preset) -> None:
     add("--seeds", type=positive_int, default=4, help="number of members (seeds) trained in parallel")
     add("--seed", type=non_negative_int, default=0, help="first seed; member i uses seed N+i")
     add("--steps", type=positive_int, default=preset.steps, help="training steps (iterations)")
+    add("--schedule", action="append", default=None, metavar="STEP:NAME*FACTOR[,NAME*FACTOR]",
+        help="from STEP on, each named traced hyperparameter is the member's starting value times FACTOR "
+             "(repeat the flag for more steps; 'none': no schedule); quote it in a shell. Default: the preset's "
+             f"({preset.schedule.to_json() or 'none'})")
     add("--snapshot-every", type=positive_int, default=preset.snapshot_every,
         help="steps between evaluations and sample snapshots (a multiple of --log-every)")
     add("--out", type=pathlib.Path, default=None, help="run directory (default: runs/<experiment>-<date>-<time>)")
@@ -253,12 +258,17 @@ def resolve(parser: OneLineParser, args: argparse.Namespace, preset: Preset, cfg
     if args.resume and args.out is None:
         parser.error("--resume needs --out, the run directory to continue")
     out = args.out or pathlib.Path("runs") / f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    options = RunOptions(steps=args.steps, snapshot_every=args.snapshot_every, checkpoint_every=args.checkpoint_every,
-                         keep=args.keep, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     seeds = range(args.seed, args.seed + args.seeds)
     with exit_on_error(parser):
+        schedule = (preset.schedule if args.schedule is None else
+                    Schedule() if args.schedule == ["none"] else Schedule.parse(args.schedule))
+        options = RunOptions(steps=args.steps, snapshot_every=args.snapshot_every,
+                             checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume,
+                             overwrite=args.overwrite, progress=not args.no_progress, schedule=schedule)
         validate(cfg, hp)
         options.check(cfg.log_every)
+        for stage in schedule.stages(hp):
+            validate(cfg, stage)
         check_seeds(seeds)
         rundir.check_target(out, args.overwrite, args.resume)
         devices.initialize_distributed(args.coordinator, args.num_processes, args.process_id)  # before JAX starts

@@ -25,6 +25,7 @@ from gan_jax.eval import stats
 from gan_jax.logs import MetricLog
 from gan_jax.members import Member, member_keys, stack_hparams
 from gan_jax.runner import chunk_plan, train_members
+from gan_jax.schedule import Schedule
 from gan_jax.sweep import Sweep, largest_divisor
 from gan_jax.train import GAN, TrainState
 from gan_jax.validate import validate
@@ -56,6 +57,7 @@ class RunOptions:
     resume: bool = False  # continue from the latest complete checkpoint in <out>/checkpoints
     overwrite: bool = False  # allow writing into a non-empty run directory
     progress: bool = True  # a progress bar
+    schedule: Schedule = Schedule()  # traced hyperparameters changed at given steps (gan_jax.schedule)
 
     def check(self, log_every: int) -> None:
         """Raise ConfigError naming the first bad option; intervals must be multiples of `log_every`."""
@@ -75,6 +77,7 @@ class RunOptions:
             value = getattr(self, name)
             need(not value or value % log_every == 0, name,
                  f"{value} must be a multiple of `log_every` {log_every}")
+        self.schedule.check(log_every)
 
     @property
     def chunk(self) -> int:
@@ -162,9 +165,14 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     hparams = [m.hparams.to_dict() for m in members]
     hp = stack_hparams([m.hparams for m in members])
     validate(gan.cfg, hp)
+    start_hp = jax.tree.map(np.asarray, hp)
+    for stage in options.schedule.stages(start_hp):
+        validate(gan.cfg, stage)
+    if options.schedule and controller:
+        raise ConfigError("`schedule`: a schedule and a population search both set hyperparameters; use one")
     rundir.check_target(out, options.overwrite, options.resume)
     sweep = Sweep(gan, len(members))
-    every = math.gcd(options.chunk, options.checkpoint_every) if options.checkpoint_every else options.chunk
+    every = math.gcd(options.chunk, options.checkpoint_every, *options.schedule.steps)
     if sweep.mesh.devices.flat[0].platform == "cpu":
         every = bounded_chunk(every, gan.cfg.log_every, MAX_CPU_CHUNK_STEPS)
     for length in set(chunk_plan(options.steps, every, gan.cfg.log_every)):
@@ -179,14 +187,25 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     writer = rundir.RunDir(out, primary=primary)
     writer.write_json("config.json", {"config": gan.cfg.to_dict(), "steps": options.steps, "seeds": seeds,
                                       "hparams": hparams, "devices": [str(d) for d in jax.devices()],
-                                      "processes": jax.process_count(), **(extra_config or {})})
+                                      "processes": jax.process_count(), "schedule": options.schedule.to_json(),
+                                      **(extra_config or {})})
     log = MetricLog(writer.metrics_dir if primary else None, seeds, hparams, resume_step or (start or None))
     if controller:
         controller.restart(resume_step)
     saved = {start}  # the untrained (given, resumed) state needs no checkpoint
 
+    def set_hparams(new, old):
+        if new is not old:  # later rows carry each member's new values
+            columns = {k: np.asarray(v).tolist() for k, v in new.to_dict().items()}
+            log.hparams = [{k: v[i] for k, v in columns.items()} for i in range(len(seeds))]
+        return new
+
     def at_boundary(state, hp):
         step = int(sweep.gather(state.step)[0])
+        if options.schedule:
+            scheduled = options.schedule.apply(start_hp, step)
+            if any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(scheduled), jax.tree.leaves(hp))):
+                hp = set_hparams(scheduled, hp)
         if checkpoints and step not in saved and (step % options.checkpoint_every == 0 or step == options.steps):
             checkpoints.save((state, hp), step)
             saved.add(step)
@@ -200,9 +219,7 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
             if controller and step < options.steps:
                 changed = hp
                 state, hp = controller(step, sweep, state, hp, {k: np.asarray(v) for k, v in values.items()})
-                if hp is not changed:  # later rows carry each member's new values
-                    columns = {k: np.asarray(v).tolist() for k, v in hp.to_dict().items()}
-                    log.hparams = [{k: v[i] for k, v in columns.items()} for i in range(len(seeds))]
+                set_hparams(hp, changed)
         return state, hp
 
     with preemption.watch() as stop:

@@ -13,6 +13,7 @@ import dataclasses
 from gan_jax.config import Config, DiscriminatorConfig, GeneratorConfig, HParams
 from gan_jax.errors import ConfigError
 from gan_jax.optim import default_hparams
+from gan_jax.schedule import Schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Preset:
     steps: int  # the default run length
     snapshot_every: int  # the default interval of evaluations and snapshots
     task: str  # "toy" or "mnist": the task module that loads its data, evaluates it and draws its figures
+    schedule: Schedule = Schedule()  # traced values changed during the run (e.g. a late learning-rate decay)
 
 
 R1 = Config()  # the config defaults are R1: widths 16/16, D's 2-unit feature layer, RMSProp 1e-3, batch 256

@@ -35,6 +35,8 @@ def test_help_lists_every_setting_with_default():
     (["--g-hidden", "16,0"], "--g-hidden"),
     (["--d-hidden", "a,b"], "--d-hidden"),
     (["--ema-decay", "1"], "--ema-decay"),
+    (["--schedule", "100:lr_q*0.5"], "--schedule"),
+    (["--schedule", "100:lr_g*2", "--optimizer", "adam", "--beta1", "0.9", "--schedule", "200:beta1*1.2"], "beta1"),
     (["--seeds", "100000000"], "--seeds"),  # 712 GB of state: refused before a member is built
     (["--batch-size", "1000000000"], "--batch-size"),  # the compiled step's temporaries: refused before allocating
 ])

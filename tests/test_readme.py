@@ -23,6 +23,7 @@ def test_readme_python_examples_run_in_order(tmp_path, monkeypatch):
     assert isinstance(namespace["gan"].generator, nn.Module)
     assert namespace["result"].evals["eval_mean_radius"].shape == (2, 2)
     assert (tmp_path / "runs" / "readme-r1" / "figures" / "samples.gif").is_file()
+    assert abs(namespace["decayed"].summary["members"][0]["lr_g"] - 1e-4) < 1e-9  # the schedule's value
     [copy] = namespace["controller"].records  # PBT: at step 100 the worst of 4 copied a better member
     assert copy["step"] == 100 and copy["source_value"] < copy["value"]
 
