@@ -32,8 +32,6 @@ def parse(argv) -> cli.Experiment:
     add("--full", action="store_true", help=f"the tutorial's {presets.R1_FULL_STEPS:,} iterations")
     add("--data", choices=sorted(data.TOY_DATASETS), default=cfg.data, help="toy dataset")
     add("--raw-data", action="store_true", help="train on the tutorial's raw units instead of standardized data")
-    add("--g-hidden", type=cli.widths, default=cfg.generator.hidden, help="G's hidden widths")
-    add("--d-hidden", type=cli.widths, default=cfg.discriminator.hidden, help="D's hidden widths")
     add("--feature-dim", type=cli.non_negative_int, default=cfg.discriminator.feature_dim or 0,
         help="width of D's linear feature layer; 0: none (features = last hidden layer)")
     add("--activation", choices=sorted(models.ACTIVATIONS), default=cfg.generator.activation,
@@ -43,9 +41,8 @@ def parse(argv) -> cli.Experiment:
     if args.full:
         args.steps = presets.R1_FULL_STEPS
     cfg = cfg.replace(data=args.data, standardize=not args.raw_data, latent_dim=args.latent_dim,
-                      generator=dataclasses.replace(cfg.generator, hidden=args.g_hidden, activation=args.activation),
-                      discriminator=dataclasses.replace(cfg.discriminator, hidden=args.d_hidden,
-                                                        feature_dim=args.feature_dim or None,
+                      generator=dataclasses.replace(cfg.generator, activation=args.activation),
+                      discriminator=dataclasses.replace(cfg.discriminator, feature_dim=args.feature_dim or None,
                                                         activation=args.activation))
     return cli.resolve(parser, args, preset, cfg, "toy_quadratic")
 

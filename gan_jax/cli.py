@@ -189,6 +189,10 @@ def augmentations(text: str) -> tuple[str, ...]:
 def add_static_flags(parser: argparse.ArgumentParser, cfg: Config) -> None:
     add = parser.add_argument
     add("--batch-size", type=positive_int, default=cfg.batch_size, help="batch size")
+    add("--g-hidden", type=widths, default=cfg.generator.hidden,
+        help="G's hidden widths (dcgan: the channels of its layers before the output, coarsest first)")
+    add("--d-hidden", type=widths, default=cfg.discriminator.hidden,
+        help="D's hidden widths (dcgan: the channels of its strided convolutions)")
     add("--loss", choices=sorted(losses.LOSSES), default=cfg.loss, help="loss family")
     add("--optimizer", choices=sorted(optim.OPTIMIZERS), default=cfg.optimizer, help="optimizer of both networks")
     add("--gradient-penalty", choices=sorted(penalties.PENALTIES), default=None,
@@ -253,7 +257,9 @@ def resolve(parser: OneLineParser, args: argparse.Namespace, preset: Preset, cfg
     cfg = cfg.replace(batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer, n_disc=args.n_disc,
                       n_gen=args.n_gen, log_every=args.log_every, gradient_penalty=penalty, pack=args.pack,
                       augment=args.augment, precision=args.precision,
-                      discriminator=dataclasses.replace(cfg.discriminator, spectral_norm=args.spectral_norm))
+                      generator=dataclasses.replace(cfg.generator, hidden=args.g_hidden),
+                      discriminator=dataclasses.replace(cfg.discriminator, hidden=args.d_hidden,
+                                                        spectral_norm=args.spectral_norm))
     hp = hparams_from(args, preset, cfg)
     if args.resume and args.out is None:
         parser.error("--resume needs --out, the run directory to continue")

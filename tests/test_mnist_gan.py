@@ -171,8 +171,11 @@ def test_mnist_gan_runs_on_the_shared_test_split(tmp_path):
     out = tmp_path / "run"
     # 4 seeds: 2 members per device on a 2-core machine, where the vmapped MNIST metrics once hung
     proc = run_main("experiments.mnist_gan", "--preset", "r4", "--data-dir", SHARED_MNIST, "--seeds", "4",
-                    "--steps", "100", "--log-every", "10", "--snapshot-every", "50", "--out", out, "--no-progress")
+                    "--steps", "100", "--log-every", "10", "--snapshot-every", "50", "--out", out, "--no-progress",
+                    "--g-hidden", "64", "--d-hidden", "96")  # widths: shared flags of every experiment
     assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["generator"]["hidden"] == [64] and config["discriminator"]["hidden"] == [96]
     assert "mnist/test from " in proc.stdout  # auto split: no train split there, so test
     assert "training on 8000 images; 2000 held out" in proc.stdout and "classifier_score over seeds" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
