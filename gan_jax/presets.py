@@ -57,6 +57,14 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                         "penalty 8.8, G average 0.999", _RING8,
            default_hparams("adam", 2.588e-4, beta1=0.5, beta2=0.9, gp_weight=8.84, ema_decay=0.999).replace(
                lr_d=7.362e-5), 10_000, 1_000, "toy"),
+    # PBT on the PacGAN ring itself (16 members x 20,000 steps, ranked by high quality): its best member's
+    # lineage, as a schedule: a strong R1 penalty while the modes form, weak once they have; a slower D late
+    Preset("pacgan_ring_pbt", "PacGAN's ring with the schedule of PBT's best lineage there: Adam lr_g 1.65e-4, lr_d "
+                              "1.9e-4 (0.5, 0.9), R1 penalty 18, x0.12 from step 7,500; from 15,000 lr_d x0.25, lr_g "
+                              "x0.8; G average 0.999", _RING8.replace(data="pacgan_ring"),
+           default_hparams("adam", 1.65e-4, beta1=0.5, beta2=0.9, gp_weight=18.0, ema_decay=0.999).replace(
+               lr_d=1.9e-4), 20_000, 2_500, "toy",
+           Schedule.parse(["7500:gp_weight*0.12", "15000:lr_d*0.25,lr_g*0.8"])),
     # The values PBT's best grid25 member trained with longest (steps 6,000 to 18,000 of 20,000): G 17x faster
     Preset("grid25_pbt", "grid25 with PBT's best member's longest-held values: latent 16, Adam lr_g 1.26e-3, lr_d "
                          "7.4e-5 (0.5, 0.9), R1 penalty 5.9, G average 0.999", _RING8.replace(data="grid25", latent_dim=16),
