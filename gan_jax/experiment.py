@@ -150,8 +150,8 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     directory `out`. Before training and every `options.snapshot_every` steps, `on_snapshot(sweep, state)`
     sees the state (figures) and `evaluate(sweep, state) -> {metric: [members]}` measures it: each value
     becomes an `eval_<metric>` record, the last ones go into summary.json with their mean +- 95% CI over
-    seeds. After each evaluation `controller` (a population search) may change members' state and
-    hyperparameters; checkpoints hold both. `initial_state` (member-stacked, e.g. the survivors of a
+    seeds. `options.schedule` changes members' traced values at its steps; or, after each evaluation,
+    `controller` (a population search) may change members' state and hyperparameters; checkpoints hold both. `initial_state` (member-stacked, e.g. the survivors of a
     successive-halving rung) replaces the members' fresh state; training goes on from its step. Raises a
     GanJaxError, with nothing written, for anything that cannot run. A SIGTERM or SIGINT ends the run
     after its current chunk, with a checkpoint (when checkpointing) and the summary so far; the Result
