@@ -77,6 +77,14 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("r2_pbt", "r2's model with PBT's best member: Adam lr_g 9.2e-4, lr_d 2.4e-4, beta1 0.14; G average 0.999",
            _R2.replace(log_every=100), default_hparams("adam", 9.17e-4, beta1=0.138, ema_decay=0.999).replace(
                lr_d=2.373e-4), 10_000, 2_500, "mnist"),
+    # r2_pbt's learning rates on wider nets with an R1 penalty: the penalty ended the collapses (8 seeds x 10,000
+    # steps of r2_pbt's nets: 0 of 8 collapsed at penalty 10, 5 of 8 at 0) and the width raised the plateau
+    Preset("r2_wide_r1", "unconditional MLP, wider: G 100-256-512-784 tanh, D 784-512-256-1, R1 penalty 10, Adam "
+                         "lr_g 9.2e-4, lr_d 2.4e-4, beta1 0.14; G average 0.999",
+           _R2.replace(log_every=100, gradient_penalty="r1", generator=GeneratorConfig(hidden=(256, 512), output_activation="tanh"),
+                       discriminator=DiscriminatorConfig(hidden=(512, 256), feature_dim=None)),
+           default_hparams("adam", 9.17e-4, beta1=0.138, ema_decay=0.999, gp_weight=10.0).replace(lr_d=2.373e-4),
+           25_000, 2_500, "mnist"),
     Preset("r3", "R3, r2 with one-sided label smoothing (real label 0.9) and dropout 0.3 in D",
            _R2.replace(discriminator=DiscriminatorConfig(hidden=(128, 128), feature_dim=None, dropout=0.3)),
            _ADAM.replace(real_label=0.9), 5_000, 500, "mnist"),
