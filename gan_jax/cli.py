@@ -22,9 +22,9 @@ from gan_jax import augment, data, devices, losses, models, optim, penalties, re
 from gan_jax.config import Config, HParams, Traced
 from gan_jax.errors import GanJaxError
 from gan_jax.experiment import RunOptions
-from gan_jax.schedule import Schedule
 from gan_jax.members import ALIASES, check_seeds
 from gan_jax.presets import Preset
+from gan_jax.schedule import Schedule
 from gan_jax.sweep import Sweep
 from gan_jax.train import GAN
 from gan_jax.validate import validate

@@ -151,11 +151,11 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     sees the state (figures) and `evaluate(sweep, state) -> {metric: [members]}` measures it: each value
     becomes an `eval_<metric>` record, the last ones go into summary.json with their mean +- 95% CI over
     seeds. `options.schedule` changes members' traced values at its steps; or, after each evaluation,
-    `controller` (a population search) may change members' state and hyperparameters; checkpoints hold both. `initial_state` (member-stacked, e.g. the survivors of a
-    successive-halving rung) replaces the members' fresh state; training goes on from its step. Raises a
-    GanJaxError, with nothing written, for anything that cannot run. A SIGTERM or SIGINT ends the run
-    after its current chunk, with a checkpoint (when checkpointing) and the summary so far; the Result
-    says so (`preempted`)."""
+    `controller` (a population search) may change members' state and hyperparameters; checkpoints hold
+    both. `initial_state` (member-stacked, e.g. the survivors of a successive-halving rung) replaces the
+    members' fresh state; training goes on from its step. Raises a GanJaxError, with nothing written, for
+    anything that cannot run. A SIGTERM or SIGINT ends the run after its current chunk, with a checkpoint
+    (when checkpointing) and the summary so far; the Result says so (`preempted`)."""
     t0 = time.perf_counter()
     out = pathlib.Path(out)
     if not members:
@@ -194,18 +194,17 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
         controller.restart(resume_step)
     saved = {start}  # the untrained (given, resumed) state needs no checkpoint
 
-    def set_hparams(new, old):
-        if new is not old:  # later rows carry each member's new values
-            columns = {k: np.asarray(v).tolist() for k, v in new.to_dict().items()}
-            log.hparams = [{k: v[i] for k, v in columns.items()} for i in range(len(seeds))]
-        return new
+    def log_hparams(hp):  # later rows carry each member's new values
+        columns = {k: np.asarray(v).tolist() for k, v in hp.to_dict().items()}
+        log.hparams = [{k: v[i] for k, v in columns.items()} for i in range(len(seeds))]
 
     def at_boundary(state, hp):
         step = int(sweep.gather(state.step)[0])
         if options.schedule:
             scheduled = options.schedule.apply(start_hp, step)
             if any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(scheduled), jax.tree.leaves(hp))):
-                hp = set_hparams(scheduled, hp)
+                hp = scheduled
+                log_hparams(hp)
         if checkpoints and step not in saved and (step % options.checkpoint_every == 0 or step == options.steps):
             checkpoints.save((state, hp), step)
             saved.add(step)
@@ -217,9 +216,10 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
             values = sweep.gather(evaluate(sweep, state))
             log.evaluation(step, values)
             if controller and step < options.steps:
-                changed = hp
+                before = hp
                 state, hp = controller(step, sweep, state, hp, {k: np.asarray(v) for k, v in values.items()})
-                set_hparams(hp, changed)
+                if hp is not before:
+                    log_hparams(hp)
         return state, hp
 
     with preemption.watch() as stop:

@@ -81,7 +81,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     # steps of r2_pbt's nets: 0 of 8 collapsed at penalty 10, 5 of 8 at 0) and the width raised the plateau
     Preset("r2_wide_r1", "unconditional MLP, wider: G 100-256-512-784 tanh, D 784-512-256-1, R1 penalty 10, Adam "
                          "lr_g 9.2e-4, lr_d 2.4e-4, beta1 0.14; G average 0.999",
-           _R2.replace(log_every=100, gradient_penalty="r1", generator=GeneratorConfig(hidden=(256, 512), output_activation="tanh"),
+           _R2.replace(log_every=100, gradient_penalty="r1",
+                       generator=GeneratorConfig(hidden=(256, 512), output_activation="tanh"),
                        discriminator=DiscriminatorConfig(hidden=(512, 256), feature_dim=None)),
            default_hparams("adam", 9.17e-4, beta1=0.138, ema_decay=0.999, gp_weight=10.0).replace(lr_d=2.373e-4),
            25_000, 2_500, "mnist"),
