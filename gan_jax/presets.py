@@ -70,6 +70,14 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                          "7.4e-5 (0.5, 0.9), R1 penalty 5.9, G average 0.999", _RING8.replace(data="grid25", latent_dim=16),
            default_hparams("adam", 1.26e-3, beta1=0.5, beta2=0.9, gp_weight=5.9, ema_decay=0.999).replace(
                lr_d=7.4e-5), 20_000, 5_000, "toy"),
+    # PBT on the PacGAN grid itself (16 members x 25,000 steps from grid25_pbt with D's rate 2e-4 and batch
+    # 512, ranked by high quality): its best member's lineage, as a schedule
+    Preset("pacgan_grid_pbt", "PacGAN's grid with the schedule of PBT's best lineage there: grid25_pbt's model, batch "
+                              "512, Adam lr_g 1.26e-3, lr_d 2e-4 (0.5, 0.9), R1 penalty 5.9; from 15,000 lr_g x0.8, "
+                              "lr_d x0.76, penalty x1.25; G average 0.999",
+           _RING8.replace(data="pacgan_grid", latent_dim=16, batch_size=512),
+           default_hparams("adam", 1.26e-3, beta1=0.5, beta2=0.9, gp_weight=5.9, ema_decay=0.999).replace(
+               lr_d=2e-4), 25_000, 2_500, "toy", Schedule.parse(["15000:lr_g*0.8,lr_d*0.76,gp_weight*1.25"])),
     Preset("r2", "R2, the TF1 MNIST MLP GAN (G 100-128-128-784 tanh, D 784-128-128-1, leaky_relu 0.2, Adam 1e-3, "
                  "batch 100)", _R2, _ADAM, 5_000, 500, "mnist"),
     # PBT's best member on r2's model (16 members x 10,000 steps, ranked by classifier score): G's learning
