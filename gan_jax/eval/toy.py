@@ -119,11 +119,17 @@ FEATURE_SAMPLES = 1000  # samples a side for KID, precision/recall, density/cove
 
 def evaluation_fn(dataset: ToyDataset, real: jax.Array) -> Callable[[jax.Array], dict[str, jax.Array]]:
     """`samples -> metrics`, samples in the data's own units: the dataset's own metrics against the real
-    draw `real`, and KID, precision, recall, density and coverage on raw coordinates (`gan_jax.eval.features`)
-    of the first FEATURE_SAMPLES samples against the first FEATURE_SAMPLES of `real`."""
+    draw `real`, and KID, precision, recall, density and coverage (`gan_jax.eval.features`) of the first
+    FEATURE_SAMPLES samples against the first FEATURE_SAMPLES of `real`, in coordinates centred on that real
+    draw's mean and divided by its standard deviation (one scale for both axes)."""
     own = metrics_fn(dataset)
-    reference = features.reference(real[:FEATURE_SAMPLES], FEATURE_SAMPLES)
-    return lambda samples: {**own(samples, real), **features.metrics(reference, samples[:FEATURE_SAMPLES])}
+    ref = jnp.asarray(real[:FEATURE_SAMPLES], jnp.float32)
+    # KID's cubic kernel on raw coordinates overflows float32's precision (the quadratic's y reaches 1e4:
+    # real-vs-real KID 6e15); one scale leaves the k-NN metrics as they are on raw coordinates
+    center, scale = jnp.mean(ref, axis=0), jnp.std(ref)
+    reference = features.reference((ref - center) / scale, FEATURE_SAMPLES)
+    return lambda samples: {**own(samples, real),
+                            **features.metrics(reference, (samples[:FEATURE_SAMPLES] - center) / scale)}
 
 
 def provenance(dataset: ToyDataset, n_samples: int) -> dict:
@@ -131,4 +137,4 @@ def provenance(dataset: ToyDataset, n_samples: int) -> dict:
     return {"dataset": dataset.name, "samples": n_samples, "reference": "a real draw from the evaluation stream",
             "reference_samples": n_samples, "mode_std": dataset.mode_std,
             "min_mode_share": MIN_MODE_SHARE if dataset.modes is not None else None,
-            "features": {"space": "raw coordinates", **features.provenance(FEATURE_SAMPLES, FEATURE_SAMPLES, 2)}}
+            "features": {"space": "coordinates centred and scaled by the real draw (one scale)", **features.provenance(FEATURE_SAMPLES, FEATURE_SAMPLES, 2)}}
