@@ -99,12 +99,12 @@ def test_metrics_vmap_over_members():
             assert float(batched[k][i]) == pytest.approx(float(single[k]), rel=1e-5, abs=1e-6)
 
 
-def test_feature_metrics_are_finite_and_scale_free_on_every_toy_dataset():
+def test_toy_feature_metrics_are_finite_and_scale_free():
     """KID's cubic kernel on raw quadratic coordinates (y up to 1e4) gave real-vs-real KID 6e15 in float32;
     the feature metrics are taken in coordinates scaled by the real draw, so a real draw scores KID near 0
     and rescaling the data's units changes no feature metric."""
     keys = ("kid", "precision", "recall", "density", "coverage")
-    for name in ("quadratic", "ring8", "grid25"):
+    for name in ("quadratic", "ring8", "grid25", "pacgan_grid"):
         ds = data.get_dataset(name)
         real, other = draw(name, seed=1), draw(name, seed=2)
         m = ev.evaluation_fn(ds, real)(other)

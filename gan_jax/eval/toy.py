@@ -137,4 +137,5 @@ def provenance(dataset: ToyDataset, n_samples: int) -> dict:
     return {"dataset": dataset.name, "samples": n_samples, "reference": "a real draw from the evaluation stream",
             "reference_samples": n_samples, "mode_std": dataset.mode_std,
             "min_mode_share": MIN_MODE_SHARE if dataset.modes is not None else None,
-            "features": {"space": "coordinates centred and scaled by the real draw (one scale)", **features.provenance(FEATURE_SAMPLES, FEATURE_SAMPLES, 2)}}
+            "features": {"space": "coordinates centred and scaled by the real draw (one scale)",
+                         **features.provenance(FEATURE_SAMPLES, FEATURE_SAMPLES, 2)}}
