@@ -3,6 +3,7 @@ tables beside ours, and samples.npz beside every number."""
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -90,10 +91,26 @@ def test_stacked_mnist_modes_of_real_and_collapsed_samples():
     params = mnist_eval.load_classifier()
     real = sm.real_reference(params, images.images, 26_000)
     assert real["modes"] >= 995 and real["mode_kl"] < 0.05  # multinomial noise alone: ~0.019
+    assert real["digit_kl"] < 0.02 and real["unsure"] < 0.03  # MNIST's digit shares are 8.9% to 11.4%
     sampler = mnist.stacked_sampler(images.images, "sigmoid", images.labels)
     x, truth = sampler(jax.random.key(0), 2000)
-    read = jax.jit(lambda s: sm.triples(params, s))(x)
+    read = jax.jit(lambda s: sm.readings(params, s)[0])(x)
     assert np.mean(np.asarray(read) == np.asarray(truth)) > 0.95  # three 99%-accurate readings per sample
     one = np.repeat(np.asarray(x[:1]), 500, axis=0)
     m = jax.jit(sm.metrics_fn(params))(one)
     assert float(m["modes"]) == 1 and float(m["mode_kl"]) == pytest.approx(np.log(1000), rel=1e-6)
+    assert float(m["digit_kl"]) == pytest.approx(3 * np.log(10), rel=1e-6)
+
+
+def test_stacked_mnist_digit_kl_against_hand_values():
+    from gan_jax.eval import stacked_mnist as sm
+
+    every = sm.mode_metrics(jnp.arange(1000))  # each mode once: uniform modes and digits
+    assert float(every["modes"]) == 1000 and abs(float(every["mode_kl"])) < 1e-5 and abs(float(every["digit_kl"])) < 1e-5
+    # first digit always 0, the others uniform: modes 0-99, each once; digit KL log 10 from the first channel
+    first_zero = sm.mode_metrics(jnp.arange(100))
+    assert float(first_zero["digit_kl"]) == pytest.approx(np.log(10), rel=1e-5)
+    assert float(first_zero["mode_kl"]) == pytest.approx(np.log(10), rel=1e-5)
+    # channels dependent: (d, d, d) for every d: each channel uniform, but only 10 modes
+    diagonal = sm.mode_metrics(jnp.arange(10) * 111)
+    assert abs(float(diagonal["digit_kl"])) < 1e-5 and float(diagonal["mode_kl"]) == pytest.approx(np.log(100), rel=1e-5)
