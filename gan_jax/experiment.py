@@ -286,9 +286,10 @@ def write_samples(result: Result, z: jax.Array, labels: jax.Array | None = None,
 
 def throughput_line(summary: dict) -> str:
     """One line on how fast a run went (and which members diverged), for the console."""
+    speed = summary["seed_steps_per_s"]
+    speed = "no steps trained here" if speed is None else f"{speed:,.0f} seed-steps/s"
     line = (f"{summary['n_members']} members x {summary['steps']} steps on {summary['devices']} device(s): "
-            f"{summary['seed_steps_per_s']:,.0f} seed-steps/s, compile {summary['compile_s']:.1f} s, "
-            f"wall {summary['wall_s']:.1f} s")
+            f"{speed}, compile {summary['compile_s']:.1f} s, wall {summary['wall_s']:.1f} s")
     if summary["diverged"]:
         line += "\ndiverged (frozen as they were at the step given): " + ", ".join(
             f"member {d['member']} (seed {d['seed']}) at step {d['step']}" for d in summary["diverged"])

@@ -34,9 +34,10 @@ class RunTimes:
     n_members: int
 
     def summary(self) -> dict:
+        """Speeds are None when nothing was trained (a run resumed at its last step, to finish its writing)."""
+        rate = (lambda n: n / self.train_s) if self.steps else (lambda n: None)
         return {"wall_s": self.wall_s, "compile_s": self.compile_s, "train_s": self.train_s,
-                "steps_per_s": self.steps / self.train_s,
-                "seed_steps_per_s": self.steps * self.n_members / self.train_s}
+                "steps_per_s": rate(self.steps), "seed_steps_per_s": rate(self.steps * self.n_members)}
 
 
 def train_members(sweep: Sweep, state: TrainState, hp: HParams, steps: int, chunk: int,

@@ -32,6 +32,19 @@ def test_resume_extends_a_run_to_what_an_uninterrupted_run_writes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "part" / "checkpoints").iterdir()) == ["40", "60"]  # --keep 2
 
 
+def test_resume_at_the_last_step_finishes_the_run_without_training(tmp_path):
+    """A run killed after its final checkpoint (before its summary and samples) is finished by resuming it
+    with the same --steps: nothing trained, the same numbers, speeds null (it divided by zero before)."""
+    first = toy(tmp_path / "run", "--steps", "40")
+    before = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    (tmp_path / "run" / "summary.json").unlink()
+    proc = toy(tmp_path / "run", "--steps", "40", "--resume")
+    assert "no steps trained here" in proc.stdout and "seed-steps/s" in first.stdout
+    assert read_metrics(tmp_path / "run" / "metrics.jsonl") == before
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 40 and summary["seed_steps_per_s"] is None
+
+
 def test_sigkill_mid_run_then_resume_finishes_with_the_same_numbers(tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "experiments.toy_quadratic", *FLAGS, "--steps", "200", "--out", str(out)]
