@@ -35,9 +35,10 @@ class RunTimes:
 
     def summary(self) -> dict:
         """Speeds are None when nothing was trained (a run resumed at its last step, to finish its writing)."""
-        rate = (lambda n: n / self.train_s) if self.steps else (lambda n: None)
+        trained = self.steps > 0
         return {"wall_s": self.wall_s, "compile_s": self.compile_s, "train_s": self.train_s,
-                "steps_per_s": rate(self.steps), "seed_steps_per_s": rate(self.steps * self.n_members)}
+                "steps_per_s": self.steps / self.train_s if trained else None,
+                "seed_steps_per_s": self.steps * self.n_members / self.train_s if trained else None}
 
 
 def train_members(sweep: Sweep, state: TrainState, hp: HParams, steps: int, chunk: int,
