@@ -260,8 +260,8 @@ def _checkpoints(out: pathlib.Path, options: RunOptions, sweep: Sweep, state: tu
     return state, step, checkpoints
 
 
-# Samples generated at once by write_samples: 26,000 Stacked MNIST images of 4 DCGAN members in one call
-# took the 24 GB host to its limit.
+# Samples gathered to the host and encoded at once by write_samples (Sweep.generate bounds G's own memory):
+# 26,000 Stacked MNIST images of 4 members as float32 are 1 GB before they become uint8.
 SAMPLE_SLICE = 2_000
 
 

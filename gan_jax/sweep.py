@@ -20,7 +20,7 @@ from gan_jax.train import GAN, Metrics, TrainState
 MEMBER_AXIS = "members"
 CPU_MEMBER_BLOCK = 16
 ACCELERATOR_EVAL_BLOCK = 64  # members evaluated at once per device off the CPU (MNIST: ~80 MB of activations each)
-# Samples per generator call in `evaluate`: a full-width DCGAN's 26,000 Stacked MNIST samples in one call
+# Samples per generator call in `generate` and `evaluate`: a full-width DCGAN's 26,000 Stacked MNIST samples in one call
 # took the 24 GB CPU host past its limit (half width peaked at 13 GB). A tenth of those; the toy's 2,500
 # and MNIST's 2,000 evaluation samples stay one call.
 EVAL_SLICE = 2_600
@@ -47,7 +47,7 @@ class Sweep:
     devices: Sequence[jax.Device] | None = None
     member_block: int | None = None  # members vmapped together per device; None: 16 on CPU, all elsewhere
     eval_block: int | None = None  # members evaluated together per device; None: 1 on CPU, 64 elsewhere
-    eval_slice: int = EVAL_SLICE  # at most this many samples per generator call in `evaluate` (lax.map over slices)
+    eval_slice: int = EVAL_SLICE  # at most this many samples per G call in `generate` and `evaluate` (lax.map)
     compile_s: float = 0.0  # total seconds spent compiling so far
     mesh: Mesh = dataclasses.field(init=False)
     sharding: NamedSharding = dataclasses.field(init=False)
@@ -71,7 +71,7 @@ class Sweep:
             self.eval_block = 1 if self.mesh.devices.flat[0].platform == "cpu" else ACCELERATOR_EVAL_BLOCK
         self.eval_block = largest_divisor(local, self.eval_block)
         self._init = jax.jit(jax.vmap(self.gan.init), out_shardings=self.sharding)
-        self._generate = jax.jit(jax.vmap(self.gan.generate, in_axes=(0, None, None, 0)))
+        self._generate = jax.jit(jax.vmap(self._member_samples, in_axes=(0, None, None, 0)))
 
     @property
     def mesh_devices(self) -> list[jax.Device]:
@@ -183,6 +183,21 @@ class Sweep:
 
         return jax.tree.map(gather_leaf, tree)
 
+    def _member_samples(self, g_params, z: jax.Array, labels: jax.Array | None, g_stats) -> jax.Array:
+        """One member's G(z), `eval_slice` samples at a time (evaluation mode treats each sample alone, so
+        slicing changes no sample); the last slice padded with zeros, its extra samples cut off."""
+        n = z.shape[0]
+        size = min(n, self.eval_slice)
+        slices = -(-n // size)
+
+        def in_slices(a):
+            a = jnp.pad(a, [(0, slices * size - n)] + [(0, 0)] * (a.ndim - 1))
+            return a.reshape((slices, size) + a.shape[1:])
+
+        samples = jax.lax.map(lambda zl: self.gan.generate(g_params, zl[0], zl[1], g_stats),
+                              jax.tree.map(in_slices, (z, labels)))
+        return samples.reshape((slices * size,) + samples.shape[2:])[:n]
+
     def generate(self, state: TrainState, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
         """Every member's samples (evaluation mode, G's moving average `g_ema`) for the same noise z (and
         labels): [members, n, ...]."""
@@ -195,22 +210,11 @@ class Sweep:
         Each device evaluates its own members (shard_map) in blocks of `eval_block` (lax.map over blocks,
         vmap within): on a CPU one member at a time, since with the members vmapped the MNIST metrics (a
         batched SVD) hung on XLA:CPU with 2 devices of 2 members each; on an accelerator 64 at a time, so
-        thousands of members are not evaluated one after another. G runs on `eval_slice` samples at a time
-        (evaluation mode treats each sample alone, so slicing changes no sample)."""
+        thousands of members are not evaluated one after another. G runs on `eval_slice` samples at a time."""
         key = (metric_fn, z.shape, labels is None)
         if key not in self._evaluators:
-            n = z.shape[0]
-            size = min(n, self.eval_slice)
-            slices = -(-n // size)
-
-            def in_slices(a):  # the last slice padded with zeros, its samples cut off after
-                a = jnp.pad(a, [(0, slices * size - n)] + [(0, 0)] * (a.ndim - 1))
-                return a.reshape((slices, size) + a.shape[1:])
-
             def member(g_params, g_stats, z, labels):
-                sliced = jax.tree.map(in_slices, (z, labels))
-                samples = jax.lax.map(lambda zl: self.gan.generate(g_params, zl[0], zl[1], g_stats), sliced)
-                samples = samples.reshape((slices * size,) + samples.shape[2:])[:n]
+                samples = self._member_samples(g_params, z, labels, g_stats)
                 return metric_fn(samples) if labels is None else metric_fn(samples, labels)
 
             spec, replicated = PartitionSpec(MEMBER_AXIS), PartitionSpec()
