@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 STREAM_HIGH_WORD = 0x9E3779B9
-STREAMS = {"evaluation": 1, "snapshots": 2, "figures": 3, "population": 4}
+STREAMS = {"evaluation": 1, "snapshots": 2, "figures": 3, "population": 4, "standing_stats": 5}
 
 
 def stream_key(name: str) -> jax.Array:

@@ -15,6 +15,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from gan_jax import loop, resources
 from gan_jax.config import HParams
 from gan_jax.members import member_keys, stack_hparams  # noqa: F401  (the sweep's inputs, importable here)
+from gan_jax.streams import stream_key
 from gan_jax.train import GAN, Metrics, TrainState
 
 MEMBER_AXIS = "members"
@@ -185,7 +186,9 @@ class Sweep:
 
     def _member_samples(self, g_params, z: jax.Array, labels: jax.Array | None, g_stats) -> jax.Array:
         """One member's G(z), `eval_slice` samples at a time (evaluation mode treats each sample alone, so
-        slicing changes no sample); the last slice padded with zeros, its extra samples cut off."""
+        slicing changes no sample); the last slice padded with zeros, its extra samples cut off. Batch norm
+        uses G's standing statistics (`GAN.standing_stats`), the same latents for every member and call."""
+        g_stats = self.gan.standing_stats(g_params, g_stats, stream_key("standing_stats"))
         n = z.shape[0]
         size = min(n, self.eval_slice)
         slices = -(-n // size)

@@ -21,6 +21,7 @@ from gan_jax.errors import ConfigError
 from gan_jax.validate import validate
 
 Metrics = dict[str, jax.Array]
+STANDING_BATCHES, STANDING_BATCH = 64, 128  # batches (and their size) of G's standing statistics
 
 
 @struct.dataclass
@@ -119,6 +120,21 @@ class GAN:
     def generate(self, g_params, z: jax.Array, labels: jax.Array | None = None, g_stats=None) -> jax.Array:
         """G(z) in evaluation mode: batch norm uses its running averages from `g_stats`."""
         return self.generator.apply({"params": g_params, **(g_stats or {})}, *_inputs(z, labels))
+
+    def standing_stats(self, g_params, g_stats, key: jax.Array):
+        """G's batch-norm averages recomputed for `g_params` (BigGAN's standing statistics): G in training
+        mode on STANDING_BATCHES batches of STANDING_BATCH latents from `key`, its averages updated after
+        each. The averages a run carries describe the trained G's activations, not those of its moving
+        average `g_ema`, the network that samples. A module's batch-norm momentum m leaves m^STANDING_BATCHES
+        of the averages it starts from (the shipped G's 0.9: 0.001). Without batch norm nothing changes."""
+        if not g_stats:
+            return g_stats
+
+        def update(i, stats):
+            z, labels = self.sample_latent(jax.random.fold_in(key, i), STANDING_BATCH)
+            return self.generate_train(g_params, stats, z, labels)[1]
+
+        return jax.lax.fori_loop(0, STANDING_BATCHES, update, g_stats)
 
     def generate_train(self, g_params, g_stats, z: jax.Array, labels: jax.Array | None):
         """G(z) in training mode (batch norm uses this batch's statistics) and G's updated `g_stats`."""

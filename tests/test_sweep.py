@@ -13,6 +13,7 @@ from conftest import REPO, run_main
 from gan_jax.sweep import Sweep, member_keys, member_mesh, stack_hparams
 from gan_jax.config import Config
 from gan_jax.optim import default_hparams
+from gan_jax.streams import stream_key
 from gan_jax.train import GAN
 
 SCRIPT = textwrap.dedent("""
@@ -111,8 +112,8 @@ def test_member_blocks_equal_one_vmap():
 
 def test_evaluation_in_slices_equals_one_generator_call():
     """`evaluate` and `generate` run G on `eval_slice` samples at a time (so 26,000 Stacked MNIST samples fit
-    in memory), the last slice padded: a conditional DCGAN's samples, with batch norm's running averages and labels, are
-    those of one call."""
+    in memory), the last slice padded: a conditional DCGAN's samples, with batch norm's standing statistics and labels,
+    are those of one call."""
     from gan_jax.config import DiscriminatorConfig, GeneratorConfig
 
     cfg = Config(architecture="dcgan", image_shape=(28, 28, 1), latent_dim=8, noise="normal", num_classes=10,
@@ -129,7 +130,8 @@ def test_evaluation_in_slices_equals_one_generator_call():
     state, _ = sweep.run(sweep.init(member_keys([0, 1])), stack_hparams([default_hparams("adam", 1e-3)] * 2), 4)
     z, labels = gan.sample_noise(jax.random.key(1), 250), jax.random.randint(jax.random.key(2), (250,), 0, 10)
     evals = sweep.evaluate(state, z, lambda x, y: {"x": x, "y": y}, labels)  # slices of 100, 100 and 50 (padded)
-    whole = jax.vmap(gan.generate, in_axes=(0, None, None, 0))(state.g_ema, z, labels, state.g_stats)  # one call
+    stats = jax.vmap(gan.standing_stats, in_axes=(0, 0, None))(state.g_ema, state.g_stats, stream_key("standing_stats"))
+    whole = jax.vmap(gan.generate, in_axes=(0, None, None, 0))(state.g_ema, z, labels, stats)  # one call
     np.testing.assert_allclose(evals["x"], whole, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(sweep.generate(state, z, labels), whole, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(evals["y"], np.stack([labels, labels]))

@@ -398,3 +398,24 @@ def test_sweep_samples_come_from_the_generator_average(tiny_cfg):
         member = jax.tree.map(lambda a: a[i], state)
         np.testing.assert_allclose(samples[i], gan.generate(member.g_ema, z), rtol=1e-5, atol=1e-6)
     assert not np.allclose(samples[1], gan.generate(jax.tree.map(lambda a: a[1], state.g_params), z), atol=1e-3)
+
+
+def test_standing_stats_are_the_sampling_generators_own():
+    """Batch norm's averages for sampling are recomputed for the network that samples (`g_ema`), whatever
+    averages the run carried: for G's first layer, h = z W with z ~ N(0, I), each channel's mean is 0 and its
+    variance the mean over positions of |W[:, position, channel]|^2, computed here by hand."""
+    from gan_jax.config import DiscriminatorConfig, GeneratorConfig
+    from gan_jax.streams import stream_key
+
+    cfg = Config(architecture="dcgan", image_shape=(28, 28, 1), latent_dim=8, noise="normal",
+                 generator=GeneratorConfig(hidden=(8, 4), activation="relu", output_activation="tanh"),
+                 discriminator=DiscriminatorConfig(hidden=(4, 8), feature_dim=None))
+    gan = GAN.from_config(cfg, lambda key, n: jnp.zeros((n, 784)), data_dim=784)
+    state = gan.init(jax.random.key(0))
+    g_ema = jax.tree.map(lambda p: 3 * p, state.g_params)  # another network than the one the averages came from
+    wrong = jax.tree.map(lambda a: a + 2.0, state.g_stats)  # averages far from g_ema's activations
+    stats = jax.jit(gan.standing_stats)(g_ema, wrong, stream_key("standing_stats"))["batch_stats"]["BatchNorm_0"]
+    kernel = np.asarray(g_ema["Dense_0"]["kernel"]).reshape(8, 7 * 7, 8)  # (latent, position, channel)
+    np.testing.assert_allclose(stats["var"], (kernel ** 2).sum(0).mean(0), rtol=0.05)
+    np.testing.assert_allclose(stats["mean"], 0.0, atol=0.05 * np.sqrt(np.asarray(stats["var"])).max())
+    assert not gan.standing_stats(g_ema, {}, stream_key("standing_stats"))  # no batch norm: nothing to do
