@@ -109,7 +109,8 @@ def test_a_diverging_run_is_reported(tmp_path):
 
 def test_a_members_numbers_do_not_depend_on_the_run_it_was_in(tmp_path):
     """Seed 2 in a 4-member run and alone: every metrics.jsonl row the same (training and evaluation),
-    but for the member index. Evaluation latents come from a named stream, not from the first seed."""
+    but for the member index, to float32 rounding (4 vmapped members and 1 round a logged mean or norm in its
+    last bit at times). Evaluation latents come from a named stream, not from the first seed."""
     flags = ["--steps", "40", "--log-every", "10", "--snapshot-every", "20", "--no-progress", "--no-figures"]
     assert run_main("experiments.toy_quadratic", "--seeds", "4", "--out", tmp_path / "four", *flags).returncode == 0
     assert run_main("experiments.toy_quadratic", "--seeds", "1", "--seed", "2", "--out", tmp_path / "one",
@@ -118,7 +119,9 @@ def test_a_members_numbers_do_not_depend_on_the_run_it_was_in(tmp_path):
     in_four = [r for r in read_metrics(tmp_path / "four" / "metrics.jsonl") if r["seed"] == 2]
     alone = read_metrics(tmp_path / "one" / "metrics.jsonl")
     assert len(alone) == 4 + 3 and any("eval_curve_distance" in r for r in alone)  # 4 logged, 3 evaluations
-    assert without_member(in_four) == without_member(alone)
+    assert len(in_four) == len(alone)
+    for mine, theirs in zip(without_member(in_four), without_member(alone)):
+        assert mine.keys() == theirs.keys() and mine == pytest.approx(theirs, rel=1e-6, abs=1e-7)
 
 
 def test_a_large_population_streams_its_metrics_to_files_only(tmp_path, monkeypatch):
