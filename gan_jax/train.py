@@ -21,7 +21,7 @@ from gan_jax.errors import ConfigError
 from gan_jax.validate import validate
 
 Metrics = dict[str, jax.Array]
-STANDING_BATCHES, STANDING_BATCH = 64, 128  # batches (and their size) of G's standing statistics
+STANDING_BATCHES, STANDING_BATCH = 48, 64  # batches (and their size) of G's standing statistics
 
 
 @struct.dataclass
@@ -126,7 +126,7 @@ class GAN:
         mode on STANDING_BATCHES batches of STANDING_BATCH latents from `key`, its averages updated after
         each. The averages a run carries describe the trained G's activations, not those of its moving
         average `g_ema`, the network that samples. A module's batch-norm momentum m leaves m^STANDING_BATCHES
-        of the averages it starts from (the shipped G's 0.9: 0.001). Without batch norm nothing changes."""
+        of the averages it starts from (the shipped G's 0.9: 0.006). Without batch norm nothing changes."""
         if not g_stats:
             return g_stats
 
