@@ -6,7 +6,7 @@
     python -m experiments.benchmark --suite gpu --tiny # every code path of the GPU suite, on a CPU, in seconds
 
 CPU suite: R1 (the toy quadratic: 16/16 MLPs, RMSProp, batch 256) as naive JAX (one seed, a Python loop over
-a jitted step), fused (`gan_jax.sweep`: members vmapped, a chunk of steps one program, the member axis
+a jitted step), fused (`gan_jax.engine.sweep`: members vmapped, a chunk of steps one program, the member axis
 sharded over every device and, for comparison, one device) and a plain PyTorch eager loop; the same R1
 members trained by the experiment runner as the CLI does (`tasks.toy.train_and_evaluate`: evaluations,
 snapshots, metric files), its training-only rate beside the benchmark's; R2 (the MNIST MLP on synthetic
@@ -31,8 +31,9 @@ import sys
 import tempfile
 import time
 
-from gan_jax import devices, experiment, speed
-from gan_jax.members import grid
+from experiments import speed
+from gan_jax.engine import devices, experiment
+from gan_jax.engine.members import grid
 
 R2_TARGET = 2.5  # R2 fused seed-steps/s on the CPU over the PyTorch eager loop's steps/s
 R1_CLI_TARGET = 55  # the CLI's R1 run (256 members x 2,000 steps) over PyTorch eager's R1 steps/s

@@ -5,7 +5,7 @@ published rows (mean +- standard error, as the papers report, and the 95% CI).
     python -m experiments.benchmark_suite --benchmark stacked_mnist --recipe stacked_dcgan --seeds 4 \\
         --data-dir ../shared/data/mnist-test
 
-Benchmarks (gan_jax.benchmarks): pacgan_ring, pacgan_grid, veegan_ring, veegan_grid, stacked_mnist. A recipe is
+Benchmarks (gan_jax.tasks.benchmarks): pacgan_ring, pacgan_grid, veegan_ring, veegan_grid, stacked_mnist. A recipe is
 any preset (gan_jax.presets); its dataset is replaced by the benchmark's, every other flag of the experiments
 applies. Writes the run directory as every experiment does; summary.json's `benchmark` holds the protocol's
 every parameter, the published rows and ours.
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import sys
 
-from gan_jax import benchmarks, cli, devices, presets
-from gan_jax.members import grid
-from gan_jax.tasks import mnist as mnist_task
-from gan_jax.tasks import stacked_mnist, toy
+from gan_jax import cli, presets
+from gan_jax.engine import devices
+from gan_jax.engine.members import grid
+from gan_jax.tasks import benchmarks, mnist as mnist_task, stacked_mnist, toy
 
 
 def parse(argv) -> tuple[cli.Experiment, benchmarks.Protocol]:

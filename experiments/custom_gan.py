@@ -8,11 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import devices, experiment, plotting, presets, report
-from gan_jax.losses import GANLoss
-from gan_jax.members import grid
-from gan_jax.streams import stream_key
-from gan_jax.train import GAN
+import gan_jax as gj
 
 
 def spiral(key, n):
@@ -23,8 +19,8 @@ def spiral(key, n):
 
 
 # The loss: LSGAN with targets -1 (fake) and 1 (real), and 0 for G (Mao et al. 2017, a=-1, b=1, c=0).
-lsgan = GANLoss(lambda real, fake, real_label: 0.5 * jnp.mean((real - 1) ** 2) + 0.5 * jnp.mean((fake + 1) ** 2),
-                lambda fake: 0.5 * jnp.mean(fake ** 2))
+lsgan = gj.GANLoss(lambda real, fake, real_label: 0.5 * jnp.mean((real - 1) ** 2) + 0.5 * jnp.mean((fake + 1) ** 2),
+                   lambda fake: 0.5 * jnp.mean(fake ** 2))
 
 
 def nearest_real(samples, real):
@@ -38,20 +34,20 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
-    devices.use_cpu_cores_as_devices()
-    preset = presets.get("ring8")  # its 128x3 MLPs and Adam settings on our data and loss; no penalty, no G average
-    gan = dataclasses.replace(GAN.from_config(preset.config.replace(gradient_penalty="none"), spiral, 2), loss=lsgan)
+    gj.use_cpu_cores_as_devices()
+    preset = gj.presets.get("ring8")  # its 128x3 MLPs and Adam settings on our data and loss; no penalty, no G average
+    gan = dataclasses.replace(gj.GAN.from_config(preset.config.replace(gradient_penalty="none"), spiral, 2), loss=lsgan)
     hp = preset.hparams.replace(gp_weight=0.0, ema_decay=0.0)
-    members = grid(range(8), hp, lr=[1e-4, 3e-4])  # 16 members: the same 8 seeds at each rate, one program
-    k_real, k_z = jax.random.split(stream_key("evaluation"))  # the same draws for every member, in every run
+    members = gj.grid(range(8), hp, lr=[1e-4, 3e-4])  # 16 members: the same 8 seeds at each rate, one program
+    k_real, k_z = jax.random.split(gj.stream_key("evaluation"))  # the same draws for every member, in every run
     real, z = spiral(k_real, 1000), gan.sample_noise(k_z, 1000)
-    options = experiment.RunOptions(args.steps, snapshot_every=500, checkpoint_every=500, resume=args.resume)
-    result = experiment.run(gan, members, args.out, options,
-                            evaluate=experiment.evaluator(z, functools.partial(nearest_real, real=real)))
+    options = gj.RunOptions(args.steps, snapshot_every=500, checkpoint_every=500, resume=args.resume)
+    result = gj.run(gan, members, args.out, options,
+                            evaluate=gj.evaluator(z, functools.partial(nearest_real, real=real)))
     samples = np.asarray(result.sweep.gather(result.sweep.generate(result.state, z)))
-    plotting.snapshot_grid([(f"lr {m.hparams.lr_g:g}, seed {m.seed}", s) for m, s in zip(members, samples)][::2],
+    gj.plotting.snapshot_grid([(f"lr {m.hparams.lr_g:g}, seed {m.seed}", s) for m, s in zip(members, samples)][::2],
                            np.asarray(real), result.run.figures / "final_samples.png", max_panels=8)
-    print(report.write(args.out, [({}, result)], varied=["lr"]).read_text())  # per lr: mean +- 95% CI over seeds
+    print(gj.report.write(args.out, [({}, result)], varied=["lr"]).read_text())  # per lr: mean +- 95% CI over seeds
 
 
 if __name__ == "__main__":

@@ -10,15 +10,16 @@ Without --data-dir, tensorflow-datasets provides the data. Figures (in <run>/fig
 every member, the first seed's samples every --snapshot-every steps as a 4x4 grid (R4) and an 8x8 grid
 (a conditional preset: 10 x 8, one row per digit), an animated GIF, every member's final grid, and the
 classifier metrics against step. At every snapshot each member's 2,000 samples are scored by the shipped
-classifier (gan_jax.eval.mnist); the same metrics of real images are printed beside them as the ceiling.
+classifier (gan_jax.metrics.mnist); the same metrics of real images are printed beside them as the ceiling.
 """
 from __future__ import annotations
 
 import sys
 
-from gan_jax import cli, devices, presets
+from gan_jax import cli, presets
 from gan_jax.data import mnist
-from gan_jax.members import grid
+from gan_jax.engine import devices
+from gan_jax.engine.members import grid
 from gan_jax.tasks import mnist as mnist_task
 
 MNIST_PRESETS = sorted(name for name, p in presets.PRESETS.items() if p.task == "mnist")

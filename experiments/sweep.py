@@ -26,9 +26,12 @@ import math
 import pathlib
 import sys
 
-from gan_jax import cli, devices, experiment, losses, optim, penalties, report
-from gan_jax.members import grid, stack_hparams
-from gan_jax.validate import validate_hparams
+from gan_jax import cli
+from gan_jax.components import losses, optim, penalties
+from gan_jax.core.validate import validate_hparams
+from gan_jax.engine import devices, experiment
+from gan_jax.engine.members import grid, stack_hparams
+from gan_jax.reporting import report
 
 EXPERIMENTS = ("toy_quadratic", "mnist_gan")
 STATIC = {"batch_size": (cli.positive_int, "batch size"), "loss": (sorted(losses.LOSSES), "loss family"),

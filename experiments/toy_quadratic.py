@@ -8,15 +8,17 @@
 Figures (in <run>/figures): the real data, D and G loss curves of every member, real vs generated samples
 every --snapshot-every steps (PNG grid and GIF), D's 2-D feature space before and after a D update and a
 G update, with centroids (when D has a 2-unit feature layer, as R1), and the sample-quality metrics
-(gan_jax.eval.toy) against step with a 95% band over seeds, measured on 2,500 samples per member.
+(gan_jax.metrics.toy) against step with a 95% band over seeds, measured on 2,500 samples per member.
 """
 from __future__ import annotations
 
 import dataclasses
 import sys
 
-from gan_jax import cli, data, devices, models, presets
-from gan_jax.members import grid
+from gan_jax import cli, data, presets
+from gan_jax.components import models
+from gan_jax.engine import devices
+from gan_jax.engine.members import grid
 from gan_jax.tasks import toy
 
 TOY_PRESETS = sorted(name for name, p in presets.PRESETS.items() if p.task == "toy")

@@ -1,10 +1,10 @@
-"""Train the MNIST evaluation classifier (gan_jax.eval.mnist.Classifier) and write its weights.
+"""Train the MNIST evaluation classifier (gan_jax.metrics.mnist.Classifier) and write its weights.
 
     python -m experiments.train_classifier                    # offline: ../shared/data/mnist-test, ~75 s
     python -m experiments.train_classifier --split train      # 60,000 TFDS training images (downloads)
 
 Default (--split test): the 10,000-image official test split from --data-dir (default
-../shared/data/mnist-test); every 5th image (indices 4, 9, ...; gan_jax.eval.mnist.heldout_split), 2,000
+../shared/data/mnist-test); every 5th image (indices 4, 9, ...; gan_jax.metrics.mnist.heldout_split), 2,000
 in all, is held out, as the metrics assume, and the other 8,000 train. --split train: the 60,000-image
 training split (tensorflow-datasets, or IDX files in --data-dir) trains and the whole official test split
 is held out (so the metrics' 2,000 held-out reference images stay unseen).
@@ -12,7 +12,7 @@ is held out (so the metrics' 2,000 held-out reference images stay unseen).
 Training: Adam with weight decay and a cosine schedule, on images randomly rotated (+-10 degrees), scaled
 (+-10%) and shifted (+-2 pixels). The held-out accuracy must reach 98.5%, or the script exits 1 without
 writing. It writes the weights (flax msgpack) to --out and prints the file's sha256; set CLASSIFIER_SHA256
-in gan_jax/eval/mnist.py to it when replacing the shipped file.
+in gan_jax/metrics/mnist.py to it when replacing the shipped file.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import optax
 
 from gan_jax import cli
 from gan_jax.data import mnist as mnist_data
-from gan_jax.eval import mnist
+from gan_jax.metrics import mnist
 
 MIN_ACCURACY = 0.985
 DEFAULT_DATA_DIR = "../shared/data/mnist-test"
@@ -54,7 +54,7 @@ def parse(argv):
     add("--lr", type=cli.positive_float, default=3e-3, help="peak learning rate")
     add("--seed", type=cli.non_negative_int, default=0, help="random seed (init, order, distortions)")
     add("--out", type=pathlib.Path, default=None,
-        help="where to write the weights (default: the shipped gan_jax/eval/mnist_classifier.msgpack)")
+        help="where to write the weights (default: the shipped gan_jax/metrics/mnist_classifier.msgpack)")
     return parser, parser.parse_args(argv)
 
 
@@ -152,7 +152,7 @@ def main(argv=None):
     digest = mnist.save_classifier(params, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes)\nsha256: {digest}")
     if args.out.resolve() == mnist.CLASSIFIER_FILE.resolve() and digest != mnist.CLASSIFIER_SHA256:
-        print(f"set CLASSIFIER_SHA256 = \"{digest}\" in gan_jax/eval/mnist.py to ship this file")
+        print(f"set CLASSIFIER_SHA256 = \"{digest}\" in gan_jax/metrics/mnist.py to ship this file")
 
 
 if __name__ == "__main__":

@@ -25,9 +25,11 @@ import json
 import pathlib
 import sys
 
-from gan_jax import cli, devices, population
-from gan_jax.config import HParams
-from gan_jax.rundir import to_json
+from gan_jax import cli
+from gan_jax.core.config import HParams
+from gan_jax.engine import devices
+from gan_jax.engine.rundir import to_json
+from gan_jax.search import population
 
 EXPERIMENTS = ("toy_quadratic", "mnist_gan")
 

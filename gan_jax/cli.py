@@ -18,16 +18,18 @@ from typing import Iterator
 import jax
 import jax.numpy as jnp
 
-from gan_jax import augment, data, devices, losses, models, optim, penalties, resources, rundir
-from gan_jax.config import Config, HParams, Traced
+from gan_jax import data
+from gan_jax.components import augment, losses, models, optim, penalties
+from gan_jax.core.config import Config, HParams, Traced
+from gan_jax.core.gan import GAN
+from gan_jax.core.validate import validate
+from gan_jax.engine import devices, resources, rundir
+from gan_jax.engine.experiment import RunOptions
+from gan_jax.engine.members import ALIASES, check_seeds
+from gan_jax.engine.schedule import Schedule
+from gan_jax.engine.sweep import Sweep
 from gan_jax.errors import GanJaxError
-from gan_jax.experiment import RunOptions
-from gan_jax.members import ALIASES, check_seeds
 from gan_jax.presets import Preset
-from gan_jax.schedule import Schedule
-from gan_jax.sweep import Sweep
-from gan_jax.train import GAN
-from gan_jax.validate import validate
 
 # settings whose flag is not named after them: setting -> argparse dest
 FLAG_OF_SETTING = {"generator.hidden": "g_hidden", "discriminator.hidden": "d_hidden",

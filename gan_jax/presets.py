@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from gan_jax.config import Config, DiscriminatorConfig, GeneratorConfig, HParams
+from gan_jax.components.optim import default_hparams
+from gan_jax.core.config import Config, DiscriminatorConfig, GeneratorConfig, HParams
+from gan_jax.engine.schedule import Schedule
 from gan_jax.errors import ConfigError
-from gan_jax.optim import default_hparams
-from gan_jax.schedule import Schedule
 
 
 @dataclasses.dataclass(frozen=True)

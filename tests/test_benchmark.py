@@ -5,8 +5,8 @@ import jax
 import pytest
 
 from conftest import run_main
-from gan_jax.config import Config
-from gan_jax.train import GAN
+from gan_jax.core.config import Config
+from gan_jax.core.gan import GAN
 
 
 def dense(fan_in: int, fan_out: int) -> int:

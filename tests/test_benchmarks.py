@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_MNIST, needs_mnist, run_main
-from gan_jax import benchmarks, data
+from gan_jax import data
 from gan_jax.data import toy
-from gan_jax.eval import toy as ev
+from gan_jax.metrics import toy as ev
+from gan_jax.tasks import benchmarks
 
 N = 2500
 
@@ -84,8 +85,8 @@ def test_benchmark_suite_prints_our_row_beside_the_papers_and_writes_samples(tmp
 @needs_mnist
 def test_stacked_mnist_modes_of_real_and_collapsed_samples():
     from gan_jax.data import mnist
-    from gan_jax.eval import mnist as mnist_eval
-    from gan_jax.eval import stacked_mnist as sm
+    from gan_jax.metrics import mnist as mnist_eval
+    from gan_jax.metrics import stacked_mnist as sm
 
     images = mnist.load("mnist", "test", SHARED_MNIST)
     params = mnist_eval.load_classifier()
@@ -103,7 +104,7 @@ def test_stacked_mnist_modes_of_real_and_collapsed_samples():
 
 
 def test_stacked_mnist_digit_kl_against_hand_values():
-    from gan_jax.eval import stacked_mnist as sm
+    from gan_jax.metrics import stacked_mnist as sm
 
     every = sm.mode_metrics(jnp.arange(1000))  # each mode once: uniform modes and digits
     assert float(every["modes"]) == 1000 and abs(float(every["mode_kl"])) < 1e-5 and abs(float(every["digit_kl"])) < 1e-5

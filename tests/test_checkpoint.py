@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from gan_jax.checkpoint import Checkpointer, CheckpointError
-from gan_jax.config import Config, GeneratorConfig
-from gan_jax.optim import default_hparams
-from gan_jax.sweep import Sweep, member_keys, stack_hparams
-from gan_jax.train import GAN
+from gan_jax.components.optim import default_hparams
+from gan_jax.core.config import Config, GeneratorConfig
+from gan_jax.core.gan import GAN
+from gan_jax.engine.checkpoint import Checkpointer, CheckpointError
+from gan_jax.engine.sweep import member_keys, stack_hparams, Sweep
 
 CFG = Config(batch_size=32, log_every=10)
 TMP = ".orbax-checkpoint-tmp"  # what orbax appends to a step's directory until the save is finalised
@@ -134,10 +134,10 @@ def test_unfinished_save_is_ignored_and_cleaned(sweep, hp, tmp_path):
 KILLED_MID_SAVE = textwrap.dedent("""
     import sys, time
     import orbax.checkpoint._src.path.atomicity as atomicity
-    from gan_jax.checkpoint import Checkpointer
-    from gan_jax.config import Config
-    from gan_jax.sweep import Sweep, member_keys
-    from gan_jax.train import GAN
+    from gan_jax.engine.checkpoint import Checkpointer
+    from gan_jax.core.config import Config
+    from gan_jax.engine.sweep import Sweep, member_keys
+    from gan_jax.core.gan import GAN
     cfg = Config(batch_size=32, log_every=10)
     state = Sweep(GAN.from_config(cfg), 2).init(member_keys([0, 1]))
     ckpt = Checkpointer(sys.argv[1], keep=3, config=cfg.to_dict())

@@ -12,7 +12,7 @@ import scipy.linalg
 
 from conftest import REPO
 from gan_jax.data import mnist as mnist_data
-from gan_jax.eval import mnist as ev
+from gan_jax.metrics import mnist as ev
 
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist-test"
 needs_data = pytest.mark.skipif(not SHARED_MNIST.is_dir(),

@@ -6,7 +6,7 @@ import scipy.stats
 
 from gan_jax import data
 from gan_jax.data import toy
-from gan_jax.eval import toy as ev
+from gan_jax.metrics import toy as ev
 
 N = 2500
 

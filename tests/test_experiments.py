@@ -4,8 +4,8 @@ import json
 import pytest
 
 from conftest import run_main
-from gan_jax import logs
-from gan_jax.rundir import read_metrics
+from gan_jax.engine import logs
+from gan_jax.engine.rundir import read_metrics
 
 R1_FIGURES = {"real_data.png", "losses.png", "samples_grid.png", "samples.gif", "final_samples_per_seed.png",
               "features_d_update.png", "features_g_update.png", "eval_metrics.png"}
@@ -147,11 +147,11 @@ def test_cpu_chunks_are_bounded_and_still_end_on_every_snapshot(tmp_path, monkey
     bounded chunks that divide it: the evaluations and the trained state are as with one chunk."""
     import chex
     import jax
-    from gan_jax import experiment
-    from gan_jax.config import Config
-    from gan_jax.members import grid
-    from gan_jax.optim import default_hparams
-    from gan_jax.train import GAN
+    from gan_jax.engine import experiment
+    from gan_jax.core.config import Config
+    from gan_jax.engine.members import grid
+    from gan_jax.components.optim import default_hparams
+    from gan_jax.core.gan import GAN
 
     assert [experiment.bounded_chunk(e, 10, 1000) for e in (500, 1000, 4000, 2300)] == [500, 1000, 1000, 460]
     assert experiment.bounded_chunk(2300, 100, 1000) == 100 and experiment.bounded_chunk(3000, 1500, 1000) == 1500

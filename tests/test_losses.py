@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from gan_jax import losses
+from gan_jax.components import losses
 
 R = jnp.array([0.0, 2.0])
 F = jnp.array([0.0, -1.0])
@@ -121,9 +121,9 @@ def test_non_saturating_generator_large_negative_logit_is_exact():
 
 
 def test_unknown_loss_names_the_choices():
-    from gan_jax.config import Config
+    from gan_jax.core.config import Config
     from gan_jax.errors import ConfigError
-    from gan_jax.validate import validate
+    from gan_jax.core.validate import validate
 
     with pytest.raises(ConfigError, match="`loss`: unknown loss 'wgan'; choose one of .*'non_saturating'"):
         validate(Config(loss="wgan"))

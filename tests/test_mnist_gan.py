@@ -7,10 +7,10 @@ import pytest
 
 from conftest import SHARED_MNIST, needs_mnist, run_main
 from gan_jax import presets
+from gan_jax.components.optim import default_hparams
+from gan_jax.core.gan import GAN
 from gan_jax.data import mnist
-from gan_jax.optim import default_hparams
-from gan_jax.sweep import Sweep, member_keys, stack_hparams
-from gan_jax.train import GAN
+from gan_jax.engine.sweep import member_keys, stack_hparams, Sweep
 
 
 def n_params(tree):
@@ -137,7 +137,7 @@ def test_r2_moves_from_noise_toward_real_digits():
 def test_cgan_draws_the_digit_it_is_asked_for():
     """The cgan preset's grid rows must be the right digits: the shipped classifier reads its samples as
     the asked-for digit far above chance (0.1) after 4,000 steps; untrained, near chance."""
-    from gan_jax.eval import mnist as mnist_eval
+    from gan_jax.metrics import mnist as mnist_eval
 
     data = mnist.load("mnist", "test", SHARED_MNIST)
     gan = preset_gan("cgan", data.images, data.labels)

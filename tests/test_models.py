@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import models
-from gan_jax.config import Config, DiscriminatorConfig, GeneratorConfig
+from gan_jax.components import models
+from gan_jax.core.config import Config, DiscriminatorConfig, GeneratorConfig
 
 
 def init(module, *args):

@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_main
-from gan_jax import experiment, population
-from gan_jax.config import Config, HParams
-from gan_jax.loop import learned
-from gan_jax.members import Member, grid, member_keys, stack_hparams
-from gan_jax.optim import default_hparams
-from gan_jax.sweep import Sweep
+from gan_jax.components.optim import default_hparams
+from gan_jax.core.config import Config, HParams
+from gan_jax.core.gan import GAN
+from gan_jax.core.loop import learned
+from gan_jax.engine import experiment
+from gan_jax.engine.members import grid, Member, member_keys, stack_hparams
+from gan_jax.engine.sweep import Sweep
+from gan_jax.search import population
 from gan_jax.tasks import toy
-from gan_jax.train import GAN
 
 CFG = Config(data="ring8", batch_size=32, log_every=10)
 
@@ -95,12 +96,13 @@ def test_pbt_resumed_run_equals_uninterrupted_decisions_included(tmp_path):
 
 SCRIPT = textwrap.dedent("""
     import json, sys, jax, numpy as np
-    from gan_jax import experiment, population
-    from gan_jax.config import Config
-    from gan_jax.members import grid
-    from gan_jax.optim import default_hparams
+    from gan_jax.engine import experiment
+    from gan_jax.search import population
+    from gan_jax.core.config import Config
+    from gan_jax.engine.members import grid
+    from gan_jax.components.optim import default_hparams
     from gan_jax.tasks import toy
-    from gan_jax.train import GAN
+    from gan_jax.core.gan import GAN
     def main(out):
         cfg = Config(data="ring8", batch_size=32, log_every=10, optimizer="adam")
         members = grid(range(8), default_hparams("adam", 3e-4), lr=[1e-3])

@@ -6,8 +6,8 @@ import re
 import flax.linen as nn
 
 from conftest import REPO, run_main
-from gan_jax.models import Discriminator, Generator
-from gan_jax.rundir import read_metrics
+from gan_jax.components.models import Discriminator, Generator
+from gan_jax.engine.rundir import read_metrics
 
 
 def test_readme_python_examples_run_in_order(tmp_path, monkeypatch):

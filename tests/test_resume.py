@@ -10,8 +10,8 @@ import time
 import numpy as np
 
 from conftest import REPO, run_main
-from gan_jax import logs
-from gan_jax.rundir import read_metrics
+from gan_jax.engine import logs
+from gan_jax.engine.rundir import read_metrics
 
 FLAGS = ["--seeds", "2", "--log-every", "10", "--snapshot-every", "20", "--checkpoint-every", "20", "--keep", "2",
          "--no-progress", "--no-figures"]

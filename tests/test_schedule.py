@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from conftest import run_main
-from gan_jax import experiment
-from gan_jax.config import Config
+from gan_jax.components.optim import default_hparams
+from gan_jax.core.config import Config
+from gan_jax.core.gan import GAN
+from gan_jax.engine import experiment
+from gan_jax.engine.members import grid
+from gan_jax.engine.schedule import Schedule
 from gan_jax.errors import ConfigError
-from gan_jax.members import grid
-from gan_jax.optim import default_hparams
-from gan_jax.schedule import Schedule
-from gan_jax.train import GAN
 
 CFG = Config(data="ring8", batch_size=32, log_every=10)
 HP = default_hparams("adam", 1e-3, beta1=0.5)

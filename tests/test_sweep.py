@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_main
-from gan_jax.sweep import Sweep, member_keys, member_mesh, stack_hparams
-from gan_jax.config import Config
-from gan_jax.optim import default_hparams
-from gan_jax.streams import stream_key
-from gan_jax.train import GAN
+from gan_jax.components.optim import default_hparams
+from gan_jax.core.config import Config
+from gan_jax.core.gan import GAN
+from gan_jax.core.streams import stream_key
+from gan_jax.engine.sweep import member_keys, member_mesh, stack_hparams, Sweep
 
 SCRIPT = textwrap.dedent("""
     import sys, jax, numpy as np
-    from gan_jax.config import Config
-    from gan_jax.optim import default_hparams
-    from gan_jax.sweep import Sweep, member_keys, stack_hparams
-    from gan_jax.train import GAN
+    from gan_jax.core.config import Config
+    from gan_jax.components.optim import default_hparams
+    from gan_jax.engine.sweep import Sweep, member_keys, stack_hparams
+    from gan_jax.core.gan import GAN
     def main(out):
         cfg = Config(batch_size=64, log_every=10)
         hp = stack_hparams([default_hparams("adam", lr) for lr in (1e-3, 2e-3, 5e-4, 1e-3) * 2])
@@ -86,7 +86,7 @@ def test_member_blocks_equal_one_vmap():
     """Training in blocks of 4 or 1 members, and evaluation in blocks of 4 (an accelerator's layout)
     or 1 (the CPU's), give the same numbers."""
     from gan_jax import data
-    from gan_jax.eval import toy
+    from gan_jax.metrics import toy
 
     cfg = Config(batch_size=64, log_every=10)
     gan = GAN.from_config(cfg)
@@ -114,7 +114,7 @@ def test_evaluation_in_slices_equals_one_generator_call():
     """`evaluate` and `generate` run G on `eval_slice` samples at a time (so 26,000 Stacked MNIST samples fit
     in memory), the last slice padded: a conditional DCGAN's samples, with batch norm's standing statistics and labels,
     are those of one call."""
-    from gan_jax.config import DiscriminatorConfig, GeneratorConfig
+    from gan_jax.core.config import DiscriminatorConfig, GeneratorConfig
 
     cfg = Config(architecture="dcgan", image_shape=(28, 28, 1), latent_dim=8, noise="normal", num_classes=10,
                  generator=GeneratorConfig(hidden=(8, 4), activation="relu", output_activation="tanh"),

@@ -7,9 +7,9 @@ import pytest
 
 from conftest import run_main
 from experiments import sweep as sweep_cli
-from gan_jax.config import HParams
-from gan_jax.members import grid
-from gan_jax.rundir import read_metrics
+from gan_jax.core.config import HParams
+from gan_jax.engine.members import grid
+from gan_jax.engine.rundir import read_metrics
 
 
 def parsed(*argv):

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_MNIST, needs_mnist, run_main
-from gan_jax import augment, models, penalties
-from gan_jax.checkpoint import Checkpointer
-from gan_jax.config import Config, DiscriminatorConfig
-from gan_jax.eval import features
-from gan_jax.loop import learned
-from gan_jax.optim import default_hparams
-from gan_jax.rundir import read_metrics
-from gan_jax.sweep import Sweep, member_keys, stack_hparams
-from gan_jax.train import GAN
+from gan_jax.components import augment, models, penalties
+from gan_jax.components.optim import default_hparams
+from gan_jax.core.config import Config, DiscriminatorConfig
+from gan_jax.core.gan import GAN
+from gan_jax.core.loop import learned
+from gan_jax.engine.checkpoint import Checkpointer
+from gan_jax.engine.rundir import read_metrics
+from gan_jax.engine.sweep import member_keys, stack_hparams, Sweep
+from gan_jax.metrics import features
 
 # --- penalties: a linear critic D(x) = w.x + b has grad_x D = w everywhere -----------------------------------
 W = jnp.array([0.6, -1.7, 0.4])
@@ -229,8 +229,9 @@ def test_wasserstein_gp_and_diffaugment_run_on_mnist(tmp_path):
 
 
 def test_every_preset_is_valid_and_builds():
-    from gan_jax import data, presets
-    from gan_jax.validate import validate
+    from gan_jax import data
+    from gan_jax import presets
+    from gan_jax.core.validate import validate
 
     for name, preset in presets.PRESETS.items():
         validate(preset.config, preset.hparams)

@@ -6,12 +6,11 @@ import optax
 import pytest
 
 from gan_jax import data
-from gan_jax.config import Config
-from gan_jax.optim import default_hparams
-from gan_jax.sweep import Sweep, member_keys, stack_hparams
-from gan_jax.optim import make_optimizer
-from gan_jax.loop import learned
-from gan_jax.train import GAN, make_train
+from gan_jax.components.optim import default_hparams, make_optimizer
+from gan_jax.core.config import Config
+from gan_jax.core.gan import GAN, make_train
+from gan_jax.core.loop import learned
+from gan_jax.engine.sweep import member_keys, stack_hparams, Sweep
 
 
 def run_single(cfg, hp, seed, steps):
@@ -232,7 +231,7 @@ def test_custom_model_and_loss_plug_in(tiny_cfg):
 
     import flax.linen as nn
 
-    from gan_jax.losses import GANLoss
+    from gan_jax.components.losses import GANLoss
 
     class TinyG(nn.Module):
         @nn.compact
@@ -341,7 +340,7 @@ def test_divergence_is_checked_once_per_logged_window(tiny_cfg):
 
 def test_r1_gradient_penalty_matches_hand_computed_value(tiny_cfg):
     """A linear D, logit = w.x + b, has grad_x logit = w for every x, so the penalty is gp/2 * |w|^2."""
-    from gan_jax.config import DiscriminatorConfig
+    from gan_jax.core.config import DiscriminatorConfig
 
     cfg = tiny_cfg.replace(discriminator=DiscriminatorConfig(hidden=(), feature_dim=None), gradient_penalty="r1")
     gan = GAN.from_config(cfg)
@@ -358,7 +357,7 @@ def test_r1_gradient_penalty_matches_hand_computed_value(tiny_cfg):
 
 def test_gp_weight_without_the_penalty_is_refused(tiny_cfg):
     from gan_jax.errors import ConfigError
-    from gan_jax.validate import validate
+    from gan_jax.core.validate import validate
 
     with pytest.raises(ConfigError, match="`gradient_penalty` is 'none'"):
         validate(tiny_cfg, default_hparams("rmsprop", gp_weight=1.0))
@@ -404,8 +403,8 @@ def test_standing_stats_are_the_sampling_generators_own():
     """Batch norm's averages for sampling are recomputed for the network that samples (`g_ema`), whatever
     averages the run carried: for G's first layer, h = z W with z ~ N(0, I), each channel's mean is 0 and its
     variance the mean over positions of |W[:, position, channel]|^2, computed here by hand."""
-    from gan_jax.config import DiscriminatorConfig, GeneratorConfig
-    from gan_jax.streams import stream_key
+    from gan_jax.core.config import DiscriminatorConfig, GeneratorConfig
+    from gan_jax.core.streams import stream_key
 
     cfg = Config(architecture="dcgan", image_shape=(28, 28, 1), latent_dim=8, noise="normal",
                  generator=GeneratorConfig(hidden=(8, 4), activation="relu", output_activation="tanh"),

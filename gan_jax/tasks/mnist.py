@@ -1,10 +1,10 @@
 """The MNIST task: images loaded offline from IDX files (or through tensorflow-datasets), held-out images
-for the shipped classifier's metrics (`gan_jax.eval.mnist`), and the image figures (sample grids every
+for the shipped classifier's metrics (`gan_jax.metrics.mnist`), and the image figures (sample grids every
 snapshot, a GIF, every member's final grid, losses, metrics against step).
 
 On MNIST's 10,000-image test split the GAN trains on 8,000 images and every 5th image (2,000) is held out
 for the metrics; training on the train split, the held-out images come from the test split. Evaluation
-and grid latents come from named random streams (`gan_jax.streams`).
+and grid latents come from named random streams (`gan_jax.core.streams`).
 """
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import experiment, plotting
-from gan_jax.config import Config
+from gan_jax.core.config import Config
+from gan_jax.core.gan import GAN, TrainState
+from gan_jax.core.streams import stream_key
 from gan_jax.data import mnist
+from gan_jax.engine import experiment
+from gan_jax.engine.members import Member
+from gan_jax.engine.sweep import Sweep
 from gan_jax.errors import DataError
-from gan_jax.eval import mnist as mnist_eval
-from gan_jax.eval import stats
-from gan_jax.members import Member
-from gan_jax.streams import stream_key
-from gan_jax.sweep import Sweep
-from gan_jax.train import GAN, TrainState
+from gan_jax.metrics import mnist as mnist_eval, stats
+from gan_jax.reporting import plotting
 
 SPLITS = ("auto", "train", "test")
 

@@ -1,6 +1,6 @@
 """The Stacked MNIST task (Metz et al. 2017; Srivastava et al. 2017; Lin et al. 2018): three MNIST digits
 stacked as the channels of a 28x28x3 image, built from MNIST's IDX files (any split), 1,000 modes; each
-member measured by the modes its 26,000 samples cover and their KL from uniform (`gan_jax.eval.stacked_mnist`),
+member measured by the modes its 26,000 samples cover and their KL from uniform (`gan_jax.metrics.stacked_mnist`),
 with the same numbers of real stacked images as the ceiling. Figures: losses, colour sample grids, metrics."""
 from __future__ import annotations
 
@@ -10,17 +10,16 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from gan_jax import experiment, plotting
-from gan_jax.config import Config
+from gan_jax.core.config import Config
+from gan_jax.core.gan import GAN, TrainState
+from gan_jax.core.streams import stream_key
 from gan_jax.data import mnist
-from gan_jax.eval import mnist as mnist_eval
-from gan_jax.eval import stacked_mnist as stacked_eval
-from gan_jax.eval import stats
-from gan_jax.members import Member
-from gan_jax.streams import stream_key
-from gan_jax.sweep import Sweep
+from gan_jax.engine import experiment
+from gan_jax.engine.members import Member
+from gan_jax.engine.sweep import Sweep
+from gan_jax.metrics import mnist as mnist_eval, stacked_mnist as stacked_eval, stats
+from gan_jax.reporting import plotting
 from gan_jax.tasks.mnist import as_uint8, to_unit
-from gan_jax.train import GAN, TrainState
 
 
 def make_gan(cfg: Config, images: np.ndarray) -> GAN:

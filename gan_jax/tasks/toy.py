@@ -1,8 +1,8 @@
-"""The toy 2-D task: a named toy dataset, its sample-quality metrics (`gan_jax.eval.toy`) on EVAL_SAMPLES
+"""The toy 2-D task: a named toy dataset, its sample-quality metrics (`gan_jax.metrics.toy`) on EVAL_SAMPLES
 samples per member, and R1's figures (real data, losses, snapshots, every member's final samples, D's
 feature space before and after a D and a G update, metrics against step).
 
-Evaluation samples, snapshot latents and figure data come from named random streams (`gan_jax.streams`),
+Evaluation samples, snapshot latents and figure data come from named random streams (`gan_jax.core.streams`),
 so a member's numbers depend on its own seed and hyperparameters only.
 """
 from __future__ import annotations
@@ -13,14 +13,15 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from gan_jax import data, experiment, plotting
-from gan_jax.config import Config, HParams
-from gan_jax.eval import stats
-from gan_jax.eval import toy as toy_eval
-from gan_jax.members import Member
-from gan_jax.streams import stream_key
-from gan_jax.sweep import Sweep
-from gan_jax.train import GAN, TrainState
+from gan_jax import data
+from gan_jax.core.config import Config, HParams
+from gan_jax.core.gan import GAN, TrainState
+from gan_jax.core.streams import stream_key
+from gan_jax.engine import experiment
+from gan_jax.engine.members import Member
+from gan_jax.engine.sweep import Sweep
+from gan_jax.metrics import stats, toy as toy_eval
+from gan_jax.reporting import plotting
 
 EVAL_SAMPLES = 2500  # samples per member for the metrics (the VEEGAN / PacGAN protocol's count)
 SNAPSHOT_SAMPLES = 512

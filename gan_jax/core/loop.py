@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 
 if TYPE_CHECKING:
-    from gan_jax.config import HParams
-    from gan_jax.train import GAN, Metrics, TrainState
+    from gan_jax.core.config import HParams
+    from gan_jax.core.gan import GAN, Metrics, TrainState
 
 LEARNED = ("g_params", "d_params", "g_ema", "g_opt_state", "d_opt_state", "g_stats", "d_stats")
 

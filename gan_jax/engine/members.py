@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.config import HParams
+from gan_jax.core.config import HParams
 from gan_jax.errors import ConfigError
 
 MAX_SEED = 2**32 - 1  # jax.random.key keeps a seed's low 32 bits: larger seeds would repeat smaller ones

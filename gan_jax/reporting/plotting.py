@@ -122,7 +122,7 @@ def metric_bands(steps: np.ndarray, metrics: dict[str, np.ndarray], path: pathli
     """Each metric against step: mean over seeds with its 95% confidence band (`over_members`: per step,
     mean_ci95 over a whole population whose values were sampled; else over the members given), and each
     member given faintly."""
-    from gan_jax.eval.stats import mean_ci95
+    from gan_jax.metrics.stats import mean_ci95
 
     fig, axes = subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     for ax, (name, values) in zip(axes.flat, metrics.items()):

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from gan_jax.config import HParams
+from gan_jax.core.config import HParams
 from gan_jax.errors import ConfigError
 
 Change = tuple[int, tuple[tuple[str, float], ...]]  # (step, ((name, factor), ...))

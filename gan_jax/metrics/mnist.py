@@ -34,7 +34,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.eval import features as feature_metrics
+from gan_jax.metrics import features as feature_metrics
+from gan_jax.metrics.metric import higher, lower
+
+METRICS = (higher("classifier_score", "exp(E KL(p(y|x) || p(y))): the Inception Score with the shipped classifier"),
+           lower("frechet_distance", "Frechet distance of the classifier's features to held-out real images'"),
+           higher("classes_covered", "classes receiving at least 1% of the predictions"),
+           lower("class_kl", "KL(predicted-class histogram || uniform)"),
+           higher("label_accuracy", "conditional GANs: share of samples classified as the label asked for"),
+           *feature_metrics.METRICS)
 
 HELDOUT_EVERY = 5  # images 4, 9, 14, ... of the 10,000-image test split are held out; 8,000 train
 HELDOUT_SIZE = 2000  # = 10,000 / HELDOUT_EVERY
@@ -45,8 +53,8 @@ CHUNK = 500  # images per classifier call inside `classify`, bounding memory whe
 
 CLASSIFIER_FILE = pathlib.Path(__file__).with_name("mnist_classifier.msgpack")
 CLASSIFIER_SHA256 = "da65593ff07c1539bc59efc34a2106a5443d8c8327b41f37cebb76b57e9427e6"
-RETRAIN_HINT = ("restore it with `git checkout gan_jax/eval/mnist_classifier.msgpack`, or re-run "
-                "`python -m experiments.train_classifier` and set CLASSIFIER_SHA256 in gan_jax/eval/mnist.py "
+RETRAIN_HINT = ("restore it with `git checkout gan_jax/metrics/mnist_classifier.msgpack`, or re-run "
+                "`python -m experiments.train_classifier` and set CLASSIFIER_SHA256 in gan_jax/metrics/mnist.py "
                 "to the sha256 it prints")
 _HIGHEST = jax.lax.Precision.HIGHEST  # GPUs would otherwise use TF32, too coarse for FID, device-dependent
 
@@ -230,7 +238,7 @@ def metrics_fn(params, real_images_unit, min_class_share: float = MIN_CLASS_SHAR
     kid_std, precision, recall, density, coverage}` for `n_samples` generated images in [0, 1], [n, 784];
     with the labels a conditional generator was asked for, also label_accuracy (the share the classifier
     reads as that digit). The reference is `real_images_unit` (the HELDOUT_SIZE held-out images in [0, 1]);
-    its feature statistics are computed here, once, and closed over (`gan_jax.eval.features` for KID,
+    its feature statistics are computed here, once, and closed over (`gan_jax.metrics.features` for KID,
     precision/recall and density/coverage on the classifier's 128 features). `fn` is pure: jit it, or vmap
     it over members (Sweep.evaluate does both). Rescale tanh outputs to [0, 1] first."""
     _, real_features = _classify_jit(params, real_images_unit)
@@ -267,6 +275,6 @@ def real_reference(params, real_images_unit, train_images_unit=None) -> dict[str
 
 def provenance(n_reference: int, reference: str, n_samples: int = EVAL_SAMPLES) -> dict:
     """What the MNIST metrics depend on: compare two runs' numbers only when this matches."""
-    return {"classifier": "gan_jax/eval/mnist_classifier.msgpack", "classifier_sha256": CLASSIFIER_SHA256,
+    return {"classifier": "gan_jax/metrics/mnist_classifier.msgpack", "classifier_sha256": CLASSIFIER_SHA256,
             "features": f"the classifier's {FEATURES} penultimate ReLU features", "reference": reference,
             **feature_metrics.provenance(n_reference, n_samples, FEATURES)}

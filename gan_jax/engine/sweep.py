@@ -12,11 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gan_jax import loop, resources
-from gan_jax.config import HParams
-from gan_jax.members import member_keys, stack_hparams  # noqa: F401  (the sweep's inputs, importable here)
-from gan_jax.streams import stream_key
-from gan_jax.train import GAN, Metrics, TrainState
+from gan_jax.core import loop
+from gan_jax.core.config import HParams
+from gan_jax.core.gan import GAN, Metrics, TrainState
+from gan_jax.core.streams import stream_key
+from gan_jax.engine import resources
+from gan_jax.engine.members import member_keys, stack_hparams  # noqa: F401  (the sweep's inputs, importable here)
 
 MEMBER_AXIS = "members"
 CPU_MEMBER_BLOCK = 16

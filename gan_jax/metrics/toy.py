@@ -17,7 +17,19 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.data.toy import QUADRATIC_X_RANGE, ToyDataset
-from gan_jax.eval import features
+from gan_jax.metrics import features
+from gan_jax.metrics.metric import higher, lower
+
+METRICS = (higher("modes_captured", "modes with at least one high-quality sample (PacGAN's and VEEGAN's modes)"),
+           higher("modes_covered", "modes with at least min_share of the samples as high-quality ones"),
+           higher("high_quality", "share of samples within 3 std of their nearest mode"),
+           lower("mode_reverse_kl", "KL(high-quality samples' mode histogram || uniform)"),
+           lower("curve_distance", "median distance from a sample to the curve"),
+           lower("x_ks", "Kolmogorov-Smirnov statistic of the samples' x against the real x"),
+           lower("mmd", "RBF-kernel MMD against a real draw, standardized units"),
+           higher("share_upper", "two_curves: share of samples on the upper curve"),
+           higher("share_lower", "two_curves: share of samples on the lower curve"),
+           *features.METRICS)
 
 MIN_MODE_SHARE = 20 / 2500
 
@@ -119,7 +131,7 @@ FEATURE_SAMPLES = 1000  # samples a side for KID, precision/recall, density/cove
 
 def evaluation_fn(dataset: ToyDataset, real: jax.Array) -> Callable[[jax.Array], dict[str, jax.Array]]:
     """`samples -> metrics`, samples in the data's own units: the dataset's own metrics against the real
-    draw `real`, and KID, precision, recall, density and coverage (`gan_jax.eval.features`) of the first
+    draw `real`, and KID, precision, recall, density and coverage (`gan_jax.metrics.features`) of the first
     FEATURE_SAMPLES samples against the first FEATURE_SAMPLES of `real`, in coordinates centred on that real
     draw's mean and divided by its standard deviation (one scale for both axes)."""
     own = metrics_fn(dataset)

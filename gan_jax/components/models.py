@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.config import Config
+from gan_jax.core.config import Config
 
 
 def _leaky_relu(slope: float) -> Callable:

@@ -18,8 +18,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from gan_jax.engine.rundir import to_json
 from gan_jax.errors import CheckpointError
-from gan_jax.rundir import to_json
 
 FIX = "use the same config, or a new `out` directory"
 

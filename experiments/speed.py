@@ -18,13 +18,14 @@ from typing import Callable, Sequence
 import jax
 import numpy as np
 
-from gan_jax import presets, resources
-from gan_jax.config import Config
+from gan_jax import presets
+from gan_jax.core.config import Config
+from gan_jax.core.gan import GAN
 from gan_jax.data import mnist
+from gan_jax.engine import resources
+from gan_jax.engine.members import member_keys, stack_hparams
+from gan_jax.engine.sweep import CPU_MEMBER_BLOCK, jit_single_step, Sweep
 from gan_jax.errors import ResourceError
-from gan_jax.members import member_keys, stack_hparams
-from gan_jax.sweep import CPU_MEMBER_BLOCK, Sweep, jit_single_step
-from gan_jax.train import GAN
 
 
 def synthetic_images(n: int = 10_000, channels: int = 1) -> np.ndarray:

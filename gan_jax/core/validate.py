@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gan_jax import augment, data, losses, models, optim, penalties
-from gan_jax.config import Config, HParams
+from gan_jax import data
+from gan_jax.components import augment, losses, models, optim, penalties
+from gan_jax.core.config import Config, HParams
 from gan_jax.errors import ConfigError
 
 NOISES = ("uniform", "normal")

@@ -7,7 +7,7 @@ declared once, as an `HParams` field with its `Traced` spec (default, bounds, he
 sweep grids, validation, report columns and log keys all derive from that declaration.
 
 This module imports nothing of gan_jax: the registries that give names meaning (losses, optimizers,
-architectures, penalties, datasets) live with what they register, and `gan_jax.validate` checks a
+architectures, penalties, datasets) live with what they register, and `gan_jax.core.validate` checks a
 config against them.
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Config:
     generator: GeneratorConfig = GeneratorConfig()
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
     loss: str = "non_saturating"
-    gradient_penalty: str = "none"  # D loss += gp_weight * penalty (gan_jax.penalties: r1, r2, r1+r2, wgan_gp)
+    gradient_penalty: str = "none"  # D loss += gp_weight * penalty (gan_jax.components.penalties: r1, r2, r1+r2, wgan_gp)
     optimizer: str = "rmsprop"
     batch_size: int = 256
     n_disc: int = 1  # D updates per step

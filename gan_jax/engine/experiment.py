@@ -1,5 +1,5 @@
 """One run end to end, as a library call: members trained in one Sweep, evaluated and snapshotted at
-intervals, checkpointed and resumable, written to a run directory (`gan_jax.rundir`'s contract).
+intervals, checkpointed and resumable, written to a run directory (`gan_jax.engine.rundir`'s contract).
 
     result = experiment.run(gan, members.grid(range(8), hp, lr=[1e-4, 1e-3]), "runs/mine",
                             RunOptions(steps=5000, snapshot_every=1000), evaluate=evaluator(z, metric_fn))
@@ -18,17 +18,17 @@ from typing import Any, Callable, Protocol, Sequence
 import jax
 import numpy as np
 
-from gan_jax import checkpoint, preemption, rundir
-from gan_jax.config import HParams
+from gan_jax.core.config import HParams
+from gan_jax.core.gan import GAN, TrainState
+from gan_jax.core.validate import validate
+from gan_jax.engine import checkpoint, preemption, rundir
+from gan_jax.engine.logs import MetricLog
+from gan_jax.engine.members import Member, member_keys, stack_hparams
+from gan_jax.engine.runner import chunk_plan, train_members
+from gan_jax.engine.schedule import Schedule
+from gan_jax.engine.sweep import largest_divisor, Sweep
 from gan_jax.errors import CheckpointError, ConfigError
-from gan_jax.eval import stats
-from gan_jax.logs import MetricLog
-from gan_jax.members import Member, member_keys, stack_hparams
-from gan_jax.runner import chunk_plan, train_members
-from gan_jax.schedule import Schedule
-from gan_jax.sweep import Sweep, largest_divisor
-from gan_jax.train import GAN, TrainState
-from gan_jax.validate import validate
+from gan_jax.metrics import stats
 
 Evaluate = Callable[[Sweep, TrainState], dict[str, jax.Array]]  # every member's metrics: {name: [members]}
 OnSnapshot = Callable[[Sweep, TrainState], None]
@@ -57,7 +57,7 @@ class RunOptions:
     resume: bool = False  # continue from the latest complete checkpoint in <out>/checkpoints
     overwrite: bool = False  # allow writing into a non-empty run directory
     progress: bool = True  # a progress bar
-    schedule: Schedule = Schedule()  # traced hyperparameters changed at given steps (gan_jax.schedule)
+    schedule: Schedule = Schedule()  # traced hyperparameters changed at given steps (gan_jax.engine.schedule)
 
     def check(self, log_every: int) -> None:
         """Raise ConfigError naming the first bad option; intervals must be multiples of `log_every`."""
@@ -101,7 +101,7 @@ def bounded_chunk(every: int, log_every: int, limit: int) -> int:
 @dataclasses.dataclass
 class Result:
     """A finished (or preempted) run: its final state, its Sweep, and what the figures and summary need
-    (a bounded sample of members' curves and statistics over all members; `gan_jax.logs.load` reads every
+    (a bounded sample of members' curves and statistics over all members; `gan_jax.engine.logs.load` reads every
     member's every value from the run directory)."""
 
     state: TrainState  # final, member-stacked

@@ -1,6 +1,6 @@
 """Stacked MNIST's mode metrics (Metz et al. 2017; Srivastava et al. 2017; Lin et al. 2018): each of a
 generator's 28x28x3 samples is read channel by channel by the shipped MNIST classifier
-(`gan_jax.eval.mnist`), giving a digit triple, one of 1,000 modes. On EVAL_SAMPLES = 26,000 samples, as
+(`gan_jax.metrics.mnist`), giving a digit triple, one of 1,000 modes. On EVAL_SAMPLES = 26,000 samples, as
 VEEGAN and PacGAN count them:
 
 - `modes`: the number of distinct triples among the samples (of 1,000);
@@ -22,7 +22,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.eval import mnist as mnist_eval
+from gan_jax.metrics import mnist as mnist_eval
+from gan_jax.metrics.metric import higher, lower
+
+METRICS = (higher("modes", "distinct digit triples among the samples, of 1,000"),
+           lower("mode_kl", "KL(the triples' histogram || uniform over 1,000)"),
+           lower("digit_kl", "sum over channels of KL(channel's digit shares || uniform over 10)"),
+           lower("unsure", "share of channel readings whose top class has probability < 0.9"))
 
 MODES = 1000
 EVAL_SAMPLES = 26_000
@@ -71,7 +77,7 @@ def real_reference(params, images: np.ndarray, n: int = EVAL_SAMPLES, seed: int 
 
 
 def provenance(n_samples: int = EVAL_SAMPLES) -> dict:
-    return {"classifier": "gan_jax/eval/mnist_classifier.msgpack", "classifier_sha256": mnist_eval.CLASSIFIER_SHA256,
+    return {"classifier": "gan_jax/metrics/mnist_classifier.msgpack", "classifier_sha256": mnist_eval.CLASSIFIER_SHA256,
             "samples": n_samples, "modes": MODES, "mode": "the digit triple the classifier reads, channel by channel",
             "kl": "KL(p_generated || uniform over 1,000 modes)",
             "digit_kl": "sum over channels of KL(channel's digit shares || uniform over 10)",

@@ -24,33 +24,31 @@ from typing import Callable, Sequence
 import jax
 import numpy as np
 
-from gan_jax.config import HParams, Traced
+from gan_jax.core.config import HParams, Traced
+from gan_jax.core.gan import TrainState
+from gan_jax.engine.members import Member
+from gan_jax.engine.rundir import to_json
+from gan_jax.engine.sweep import Sweep
+from gan_jax import tasks
 from gan_jax.errors import ConfigError
-from gan_jax.members import Member
-from gan_jax.rundir import to_json
-from gan_jax.sweep import Sweep
-from gan_jax.train import TrainState
 
 # The search range of each traced hyperparameter: where PBT resamples and what it clips to.
 SEARCH = {"lr_g": (1e-5, 1e-2), "lr_d": (1e-5, 1e-2), "beta1": (0.0, 0.95), "beta2": (0.9, 0.9999),
           "real_label": (0.7, 1.0), "gp_weight": (0.0, 100.0), "ema_decay": (0.0, 0.9999), "augment_p": (0.0, 1.0)}
-# Which way each known metric improves; others need `mode`.
-MAXIMIZE = {"high_quality", "modes_captured", "modes_covered", "classifier_score", "classes_covered", "precision",
-            "recall", "density", "coverage", "label_accuracy", "share_upper", "share_lower", "modes"}
-MINIMIZE = {"frechet_distance", "kid", "mode_reverse_kl", "class_kl", "curve_distance", "mmd", "x_ks", "mode_kl"}
 
 
 def direction(metric: str, mode: str | None = None) -> str:
-    """"max" or "min": given, or known for the metric."""
+    """"max" or "min": given, or as the metric's declaration says (`gan_jax.metrics.metric.Metric`, found in
+    the built-in and registered tasks)."""
     if mode is not None:
         if mode not in ("max", "min"):
             raise ConfigError(f"`mode`: must be 'max' or 'min', got {mode!r}")
         return mode
-    if metric in MAXIMIZE:
-        return "max"
-    if metric in MINIMIZE:
-        return "min"
-    raise ConfigError(f"`mode`: say whether {metric!r} is to be maximized or minimized ('max' or 'min')")
+    declared = tasks.metric(metric)
+    if declared is None:
+        raise ConfigError(f"`mode`: say whether {metric!r} is to be maximized or minimized ('max' or 'min'), "
+                          "or declare it in your task's `metrics`")
+    return declared.mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,7 +267,7 @@ def pbt_summary(controller: PBT, result) -> dict:
 def plot_pbt(controller: PBT, best: int, steps: int, path: pathlib.Path) -> pathlib.Path:
     """Each explored hyperparameter of every member over the run (the best member's in colour), and the
     copies: an arrow from source to member at each exploit, the best member's ancestry in red."""
-    from gan_jax.plotting import _save, subplots
+    from gan_jax.reporting.plotting import _save, subplots
 
     names = list(controller.options.explore)
     fig, axes = subplots(1, len(names) + 1, figsize=(4.5 * (len(names) + 1), 3.8), squeeze=False)

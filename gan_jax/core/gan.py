@@ -1,7 +1,7 @@
 """The pure GAN bundle: its state and update rules (one D update, one G update, one training step).
 
-The loop over steps and its divergence policy are `gan_jax.loop`; nothing here or there applies jit,
-vmap or sharding (that is `gan_jax.sweep`): every function is pure, so it can be jitted, vmapped over a
+The loop over steps and its divergence policy are `gan_jax.core.loop`; nothing here or there applies jit,
+vmap or sharding (that is `gan_jax.engine.sweep`): every function is pure, so it can be jitted, vmapped over a
 member axis, or called eagerly.
 """
 from __future__ import annotations
@@ -15,10 +15,12 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from gan_jax import augment, data, loop, losses, models, optim, penalties
-from gan_jax.config import Config, HParams
+from gan_jax import data
+from gan_jax.components import augment, losses, models, optim, penalties
+from gan_jax.core import loop
+from gan_jax.core.config import Config, HParams
+from gan_jax.core.validate import validate
 from gan_jax.errors import ConfigError
-from gan_jax.validate import validate
 
 Metrics = dict[str, jax.Array]
 STANDING_BATCHES, STANDING_BATCH = 48, 64  # batches (and their size) of G's standing statistics
@@ -284,7 +286,7 @@ class GAN:
         metrics.update(g_metrics)
         return state.replace(step=state.step + 1), metrics
 
-    # -- the loop (gan_jax.loop), bound to this GAN -------------------------------------------------
+    # -- the loop (gan_jax.core.loop), bound to this GAN -------------------------------------------------
     def step(self, state: TrainState, hp: HParams) -> tuple[TrainState, Metrics]:
         """One training step, checked for divergence (`loop.step`)."""
         return loop.step(self, state, hp)

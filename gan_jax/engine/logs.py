@@ -22,8 +22,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from gan_jax.eval import stats
-from gan_jax.rundir import to_json
+from gan_jax.engine.rundir import to_json
+from gan_jax.metrics import stats
 
 JSONL_MAX_MEMBERS = 64
 SAMPLED_MEMBERS = 64

@@ -22,6 +22,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax.metrics.metric import higher, lower
+
+METRICS = (lower("kid", "kernel inception distance in the feature space (Binkowski et al. 2018)"),
+           lower("kid_std", "KID's standard deviation over subsets: its spread, not a score"),
+           higher("precision", "share of samples within the real k-NN manifold (Kynkaanniemi et al. 2019)"),
+           higher("recall", "share of real points within the samples' k-NN manifold"),
+           higher("density", "expected real k-NN balls a sample falls in, over k (Naeem et al. 2020)"),
+           higher("coverage", "share of real points whose k-NN ball holds a sample (Naeem et al. 2020)"))
+
 HIGHEST = jax.lax.Precision.HIGHEST
 PR_K, DC_K = 3, 5
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000

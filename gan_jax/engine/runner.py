@@ -9,9 +9,9 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from gan_jax.config import HParams
-from gan_jax.sweep import Sweep
-from gan_jax.train import TrainState
+from gan_jax.core.config import HParams
+from gan_jax.core.gan import TrainState
+from gan_jax.engine.sweep import Sweep
 
 
 def chunk_plan(steps: int, chunk: int, log_every: int) -> list[int]:

@@ -11,7 +11,7 @@ from typing import Any, Callable, NamedTuple
 
 import optax
 
-from gan_jax.config import HParams
+from gan_jax.core.config import HParams
 
 
 class Optimizer(NamedTuple):

@@ -1,7 +1,7 @@
 """The run-directory contract shared by every experiment.
 
     config.json    resolved config (static settings, members' seeds and traced hyperparameters)
-    metrics/       every member's metrics, one compressed numpy file per chunk (gan_jax.logs)
+    metrics/       every member's metrics, one compressed numpy file per chunk (gan_jax.engine.logs)
     metrics.jsonl  for runs of at most 64 members: one JSON object per logged step per member
     summary.json   wall_s, compile_s, steps_per_s, seed_steps_per_s, members (final values per member)
     figures/       PNGs and GIFs

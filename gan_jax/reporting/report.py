@@ -7,10 +7,10 @@ import pathlib
 
 import numpy as np
 
-from gan_jax.config import HParams
-from gan_jax.eval import stats
-from gan_jax.members import ALIASES
-from gan_jax.plotting import subplots
+from gan_jax.core.config import HParams
+from gan_jax.engine.members import ALIASES
+from gan_jax.metrics import stats
+from gan_jax.reporting.plotting import subplots
 
 
 def setting_rows(group: dict, result, varied: list[str]) -> list[dict]:

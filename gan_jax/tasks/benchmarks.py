@@ -1,10 +1,10 @@
 """Benchmarks on the papers' own protocols: data and metric together, with the published rows to set ours
 beside. A gan_jax row and a published row measure the same thing only under the same protocol.
 
-Toy mixtures (PacGAN's protocol, Lin et al. 2018, as its code computes it; `gan_jax.eval.toy`): 2,500
+Toy mixtures (PacGAN's protocol, Lin et al. 2018, as its code computes it; `gan_jax.metrics.toy`): 2,500
 samples; each to the nearest mode by standardized distance; high quality below 3 std; a mode captured by
 one high-quality sample; the share of high-quality samples; the reverse KL of the high-quality histogram
-from uniform. Stacked MNIST (`gan_jax.eval.stacked_mnist`): modes covered of 1,000 and their KL from uniform
+from uniform. Stacked MNIST (`gan_jax.metrics.stacked_mnist`): modes covered of 1,000 and their KL from uniform
 on 26,000 samples. Published rows are mean +- standard error over the papers' trials, transcribed from the
 authors' repository (fjxmlzn/PacGAN: Table1.png, Table2.png, Table3.png) as ../shared/PUBLISHED.md records them.
 """

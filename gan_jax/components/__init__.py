@@ -1,0 +1,1 @@
+"""Components a GAN is built from: models, losses, penalties, augmentation, optimizers."""

@@ -1,1 +1,0 @@
-"""Evaluation: what a trained generator learned, as numbers (pure JAX functions, vmappable over members)."""

@@ -1,0 +1,1 @@
+"""Reporting on the host: figures and sweep reports."""

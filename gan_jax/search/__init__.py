@@ -1,0 +1,1 @@
+"""Search over members' hyperparameters inside one program: population-based training, successive halving."""
