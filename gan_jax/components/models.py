@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.core.config import Config
+from gan_jax.errors import ConfigError
 
 
 def _leaky_relu(slope: float) -> Callable:
@@ -278,3 +279,24 @@ ARCHITECTURES: dict[str, Callable[[Config, int], tuple[nn.Module, nn.Module]]] =
 def make_models(cfg: Config, out_dim: int) -> tuple[nn.Module, nn.Module]:
     """The generator (whose output width is `out_dim`) and discriminator of `cfg.architecture`."""
     return ARCHITECTURES[cfg.architecture](cfg, out_dim)
+
+
+MIN_MAP = 4  # G's first map is at least 4x4 (DCGAN's, Radford et al. 2016; MNIST's 28 halves twice, to 7x7)
+
+
+def dcgan_widths(image_shape: Sequence[int], base: int = 32) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(generator.hidden, discriminator.hidden) of a DCGAN for images of `image_shape` (height, width, channels):
+    k stride-2 layers, k the most halvings that keep height and width integers and their smaller one >= MIN_MAP
+    (28 -> 7 with k = 2; 32 -> 4 with k = 3; 64 -> 4 with k = 4); channels `base` at the image end, doubling per
+    layer towards the coarse end: G (base * 2^(k-1), ..., base), D the reverse. For 28x28 that is the shipped
+    dcgan preset's G (64, 32) and D (32, 64)."""
+    height, width = int(image_shape[0]), int(image_shape[1])
+    k = 0
+    while height % 2 ** (k + 1) == 0 and width % 2 ** (k + 1) == 0 and min(height, width) >> (k + 1) >= MIN_MAP:
+        k += 1
+    if k == 0:
+        raise ConfigError(f"`image_shape`: a DCGAN halves height and width at least once, down to at least "
+                          f"{MIN_MAP}x{MIN_MAP}; {height}x{width} cannot be (resize the images to even sizes of at "
+                          f"least {2 * MIN_MAP}, or use the mlp architecture)")
+    g_hidden = tuple(base * 2 ** i for i in reversed(range(k)))
+    return g_hidden, g_hidden[::-1]

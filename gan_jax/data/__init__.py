@@ -2,7 +2,7 @@
 import math
 
 from gan_jax.data import mnist
-from gan_jax.data.toy import TOY_DATASETS, Sampler, ToyDataset, get_dataset
+from gan_jax.data.toy import get_dataset, Sampler, TOY_DATASETS, ToyDataset
 
 # Every dataset a Config can name: toy ones are formulas (a sampler comes with them), image ones are
 # loaded from files and sampled by `mnist.image_sampler`.

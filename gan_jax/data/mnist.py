@@ -41,8 +41,8 @@ STACKED = 3
 
 
 class ImageData(NamedTuple):
-    images: np.ndarray  # uint8 [n, height, width]
-    labels: np.ndarray  # uint8 [n]
+    images: np.ndarray  # uint8 [n, height, width] (MNIST's files), or [n, h, w, c] (gan_jax.data.images)
+    labels: np.ndarray | None  # integers [n]: uint8 digits for MNIST; None for unlabelled images
 
 
 def _read_bytes(path: pathlib.Path) -> bytes:
@@ -165,9 +165,10 @@ SCALES = {"tanh": (2.0 / 255.0, -1.0), "sigmoid": (1.0 / 255.0, 0.0)}  # pixel -
 
 
 def image_sampler(images: jax.Array, scale: str = "tanh", labels: jax.Array | None = None) -> Callable:
-    """A sampler `(key, n) -> float32[n, h*w]` drawing images uniformly with replacement by index from
-    uint8 `images` held on device, scaled for a generator with a tanh ([-1, 1]) or sigmoid ([0, 1]) output.
-    With `labels` (for a conditional GAN) it returns `(images, int32 labels)` of the same indices."""
+    """A sampler `(key, n) -> float32[n, h*w*c]` drawing images uniformly with replacement by index from
+    uint8 `images` [N, h, w] or [N, h, w, c] held on device, flattened in (row, column, channel) order and
+    scaled for a generator with a tanh ([-1, 1]) or sigmoid ([0, 1]) output. With `labels` (for a
+    conditional GAN) it returns `(images, int32 labels)` of the same indices."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
     if labels is not None and len(labels) != len(images):
