@@ -12,35 +12,47 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
 from gan_jax import data
 from gan_jax.components import augment, losses, models, optim, penalties
-from gan_jax.core import loop
+from gan_jax.core import loop, pieces, updates
 from gan_jax.core.config import Config, HParams
-from gan_jax.core.validate import validate
+from gan_jax.core.validate import check_batch, validate
 from gan_jax.errors import ConfigError
 
 Metrics = dict[str, jax.Array]
 STANDING_BATCHES, STANDING_BATCH = 48, 64  # batches (and their size) of G's standing statistics
 
 
+def learned_field(**kwargs) -> Any:
+    """A TrainState field that training changes: a frozen (diverged) member keeps it as it was, and a
+    population search's exploit copies it. Other fields (key, step, flags) stay each member's own."""
+    return struct.field(metadata={"learned": True}, **kwargs)
+
+
 @struct.dataclass
 class TrainState:
-    """Everything a run carries from step to step, and nothing else."""
+    """Everything a run carries from step to step, and nothing else. A field declares itself learned
+    (`learned_field`); `learned(state)` collects those, so nothing else lists them."""
 
-    g_params: Any
-    d_params: Any
-    g_ema: Any  # moving average of g_params (decay hp.ema_decay): the generator that samples and metrics use
-    g_opt_state: optax.OptState
-    d_opt_state: optax.OptState
-    key: jax.Array  # the member's base key; step keys are fold_in(key, step), never split off
-    step: jax.Array
-    diverged_at: jax.Array  # -1 while healthy; else the first step of the window in which it went non-finite
-    # (its parameters and optimizer states are frozen as they were at that step)
-    g_stats: Any = struct.field(default_factory=dict)  # G's non-parameter state: batch-norm averages
-    d_stats: Any = struct.field(default_factory=dict)  # D's only state: spectral norm's power-iteration vectors
+    g_params: Any = learned_field()
+    d_params: Any = learned_field()
+    g_ema: Any = learned_field()  # moving average of g_params (decay hp.ema_decay): what samples and metrics use
+    g_opt_state: optax.OptState = learned_field()
+    d_opt_state: optax.OptState = learned_field()
+    key: jax.Array = struct.field()  # the member's base key; step keys are fold_in(key, step), never split off
+    step: jax.Array = struct.field()
+    diverged_at: jax.Array = struct.field()  # -1 while healthy; else the first step of the window in which it
+    # went non-finite (its learned state is frozen as it was at that step)
+    g_stats: Any = learned_field(default_factory=dict)  # G's non-parameter state: batch-norm averages
+    d_stats: Any = learned_field(default_factory=dict)  # D's only state: spectral norm's power-iteration vectors
+
+    def learned(self) -> dict:
+        """What training changes and a frozen member keeps, by field name (the learned fields)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("learned")}
 
 
 def _grad_norm(grads, log) -> jax.Array:
@@ -63,8 +75,10 @@ class GAN:
 
     Plug in your own pieces by passing them in: any flax generator `(z, train=...) -> x` and
     discriminator `(x, train=...) -> (logit, features)` (with `cfg.num_classes`, `(z, labels, train=...)`
-    and `(x, labels, train=...)`), any `GANLoss`, any `Penalty`, any sampler `(key, n) -> float32[n, dim]`
-    (or `-> (x, labels)` for a conditional GAN).
+    and `(x, labels, train=...)`), any `GANLoss`, any penalty function `(d_real, d_fake, real, fake, key) ->
+    scalar` (weighted by `hp.gp_weight`, whatever the config's `gradient_penalty`), any update rule
+    (`gan_jax.core.updates`), any sampler `(key, n) -> float32[n, dim]` (or `-> (x, labels)` for a
+    conditional GAN). A run records each custom piece by name and code hash (`pieces`).
     """
 
     cfg: Config
@@ -73,24 +87,73 @@ class GAN:
     discriminator: nn.Module
     loss: losses.GANLoss
     penalty: penalties.PenaltyFn | None = None  # D loss += hp.gp_weight * penalty(...)
+    update_rule: updates.UpdateRule = updates.alternating  # one step of D and G updates (gan_jax.core.updates)
 
     @classmethod
-    def from_config(cls, cfg: Config, sampler: data.Sampler | None = None, data_dim: int | None = None) -> "GAN":
+    def from_config(cls, cfg: Config, sampler: data.Sampler | None = None, data_dim: int | None = None,
+                    update_rule: updates.UpdateRule = updates.alternating) -> "GAN":
         """Build from `cfg` (validated first: a bad setting raises ConfigError); `sampler` (with its
-        `data_dim`) replaces the config's named toy dataset, and is required for an image dataset."""
+        `data_dim`) replaces the config's named toy dataset, is required for an image dataset, and is
+        checked once here (`check_sampler`)."""
         validate(cfg)
         if sampler is None:
-            dataset = data.DATASETS[cfg.data]
+            dataset = data.DATASETS.get(cfg.data)
             if not isinstance(dataset, data.ToyDataset):
-                raise ConfigError(f"`data`: {cfg.data!r} is an image dataset, loaded from files: pass its sampler, "
-                                  f"e.g. GAN.from_config(cfg, mnist.image_sampler(images), data_dim=784), or "
-                                  "build it with gan_jax.tasks.mnist")
-            sampler, data_dim = dataset.sampler(cfg.standardize), dataset.dim
+                raise ConfigError(f"`data`: {cfg.data!r} is not a toy dataset (those are {sorted(data.TOY_DATASETS)}): "
+                                  "pass a sampler, e.g. GAN.from_config(cfg, mnist.image_sampler(images), "
+                                  "data_dim=784), or build it with a task (gan_jax.tasks)")
+            sampler, data_dim = pieces.named(dataset.sampler(cfg.standardize), cfg.data), dataset.dim
         if data_dim is None:
             raise ConfigError("`data_dim`: give the dimension of the custom sampler's samples")
         generator, discriminator = models.make_models(cfg, data_dim)
-        return cls(cfg, sampler, generator, discriminator, losses.LOSSES[cfg.loss],
-                   penalties.PENALTIES[cfg.gradient_penalty].fn)
+        gan = cls(cfg, sampler, generator, discriminator, losses.LOSSES[cfg.loss],
+                  penalties.PENALTIES[cfg.gradient_penalty].fn, update_rule)
+        gan.check_sampler(data_dim)
+        return gan
+
+    def check_sampler(self, data_dim: int | None = None, n: int = 8) -> None:
+        """Refuse, one line each, a sampler whose batches a step cannot use: not [n, data_dim] (rank, width,
+        row count), not float32, labels that are not int [n] for a conditional GAN, or the same batch for
+        two keys (a numpy or Python random generator runs once, when the step is traced)."""
+        sample = lambda key: self.sample_data(key, n)  # noqa: E731
+        try:
+            shapes = jax.eval_shape(sample, jax.random.key(0))
+        except Exception as e:  # the user's code failed: say where, in one line
+            raise ConfigError(f"`sampler`: calling sampler(key, {n}) failed: {type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}") from e
+        x, labels = (shapes if self.cfg.num_classes and isinstance(shapes, tuple) else (shapes, None))
+        check_batch(x, labels, n, data_dim, self.cfg.num_classes)
+        first, second = jax.jit(sample)(jax.random.key(1)), jax.jit(sample)(jax.random.key(2))
+        if all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second))):
+            raise ConfigError("`sampler`: returns the same batch for two different keys; draw with jax.random from "
+                              "the key it is given (numpy's or Python's random generator runs once, when the step "
+                              "is traced, so every step would see one batch)")
+
+    def pieces(self) -> dict[str, dict]:
+        """What ran, as config.json records it: a library piece by the config's name for it, a custom one
+        by name and the sha256 of its code (`gan_jax.core.pieces`)."""
+        cfg = self.cfg
+        rules = {rule: name for name, rule in updates.RULES.items()}
+        library = {"loss": (self.loss is losses.LOSSES.get(cfg.loss), cfg.loss),
+                   "penalty": (self.penalty is penalties.PENALTIES[cfg.gradient_penalty].fn, cfg.gradient_penalty),
+                   "update_rule": (self.update_rule in rules, rules.get(self.update_rule))}
+        given = {"loss": self.loss, "penalty": self.penalty, "update_rule": self.update_rule,
+                 "sampler": self.sample_data, "generator": self.generator, "discriminator": self.discriminator}
+        out = {}
+        for role, piece in given.items():
+            is_library, name = library.get(role, (False, None))
+            out[role] = {"name": name} if is_library else pieces.describe(piece)
+        return out
+
+    def recorded_config(self) -> dict:
+        """`cfg` as config.json records it: a setting whose piece was replaced names the piece that ran."""
+        recorded, ran = self.cfg.to_dict(), self.pieces()
+        for setting, role in (("loss", "loss"), ("gradient_penalty", "penalty"), ("data", "sampler")):
+            if "sha256" in ran[role]:  # custom
+                recorded[setting] = ran[role]["name"]
+        if "sha256" in ran["sampler"]:
+            recorded["standardize"] = None  # the library's toy data only: a custom sampler's scale is its own
+        return recorded
 
     # -- pieces ---------------------------------------------------------------------------------
     def sample_noise(self, key: jax.Array, n: int) -> jax.Array:
@@ -255,36 +318,18 @@ class GAN:
         return state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt_state=g_opt_state,
                              g_stats=g_stats), metrics
 
+    def draw(self, key: jax.Array, n: int) -> tuple[tuple, tuple]:
+        """One batch: ((real x, labels), (z, labels)) from `key`."""
+        k_data, k_noise = jax.random.split(key)
+        return self.sample_real(k_data, n), self.sample_latent(k_noise, n)
+
     def update(self, state: TrainState, hp: HParams, log=True) -> tuple[TrainState, Metrics]:
-        """`n_disc` D updates then `n_gen` G updates, then G's moving average; no divergence check.
-        Batches come from keys that depend on (member key, step, update) alone, so a resumed run draws
-        what an uninterrupted one would. With `cfg.share_batch` (R1's tutorial) every update of the step
-        uses one (x, z) batch, and XLA computes G(z) once for the D updates and the first G update. A batch
-        holds `batch_size * pack` samples, which D sees as `batch_size` packed ones."""
-        k_d, k_g, k_shared = jax.random.split(jax.random.fold_in(state.key, state.step), 3)
-        batch = self.cfg.batch_size * self.cfg.pack
-
-        def draw(key):
-            k_data, k_noise = jax.random.split(key)
-            return self.sample_real(k_data, batch), self.sample_latent(k_noise, batch)
-
-        shared = draw(k_shared) if self.cfg.share_batch else None
-        metrics = {"step": state.step}
-        for i in range(self.cfg.n_disc):
-            k_batch, k_drop = jax.random.split(jax.random.fold_in(k_d, i))
-            (real, real_labels), (z, fake_labels) = shared if shared is not None else draw(k_batch)
-            state, d_metrics = self.d_update(state, hp, real, z, k_drop, real_labels, fake_labels, log)
-        for i in range(self.cfg.n_gen):
-            k_noise, k_drop = jax.random.split(jax.random.fold_in(k_g, i))
-            z, labels = shared[1] if shared is not None else self.sample_latent(k_noise, batch)
-            real, real_labels = (None, None) if not self.loss.relativistic else (
-                shared[0] if shared is not None else self.sample_real(jax.random.fold_in(k_noise, 1), batch))
-            state, g_metrics = self.g_update(state, hp, z, k_drop, labels, log, real, real_labels)
+        """One step of the update rule (`gan_jax.core.updates`), then G's moving average and the step
+        counter; no divergence check (that is the loop's)."""
+        state, metrics = self.update_rule(self, state, hp, log)
         # decay 0 gives g_params exactly (1 * p + 0 * e)
         state = state.replace(g_ema=optax.incremental_update(state.g_params, state.g_ema, 1 - hp.ema_decay))
-        metrics.update(d_metrics)  # the last update's values
-        metrics.update(g_metrics)
-        return state.replace(step=state.step + 1), metrics
+        return state.replace(step=state.step + 1), {"step": state.step, **metrics}
 
     # -- the loop (gan_jax.core.loop), bound to this GAN -------------------------------------------------
     def step(self, state: TrainState, hp: HParams) -> tuple[TrainState, Metrics]:

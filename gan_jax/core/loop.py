@@ -8,28 +8,22 @@ to `log_every - 1` steps of progress. `step` is a window of one step, so it chec
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-if TYPE_CHECKING:
-    from gan_jax.core.config import HParams
-    from gan_jax.core.gan import GAN, Metrics, TrainState
 
-LEARNED = ("g_params", "d_params", "g_ema", "g_opt_state", "d_opt_state", "g_stats", "d_stats")
-
-
-def learned(state: "TrainState") -> dict:
-    """What training changes and a frozen member keeps, by TrainState field name."""
-    return {name: getattr(state, name) for name in LEARNED}
+def learned(state) -> dict:
+    """What training changes and a frozen member keeps (`TrainState.learned`)."""
+    return state.learned()
 
 
 def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def window(gan: "GAN", start: "TrainState", hp: "HParams", length: int) -> tuple["TrainState", "Metrics"]:
+def window(gan: Any, start: Any, hp: Any, length: int) -> tuple[Any, Any]:
     """`length` steps from `start`, and the first step's metrics (later steps skip the gradient norms).
     A member whose losses or parameters went non-finite anywhere in the window is frozen at `start` and
     flagged with `start.step`; a member frozen earlier stays frozen; the step counter advances regardless."""
@@ -45,16 +39,16 @@ def window(gan: "GAN", start: "TrainState", hp: "HParams", length: int) -> tuple
     end, finite, metrics = jax.lax.fori_loop(0, length, one_step, (start, ~like((), bool), logged))
     healthy = start.diverged_at < 0
     keep = healthy & finite & all_finite((end.g_params, end.d_params, end.g_stats, end.d_stats))
-    kept = jax.tree.map(lambda e, s: jnp.where(keep, e, s), learned(end), learned(start))
+    kept = jax.tree.map(lambda e, s: jnp.where(keep, e, s), end.learned(), start.learned())
     return end.replace(**kept, diverged_at=jnp.where(healthy & ~keep, start.step, start.diverged_at)), metrics
 
 
-def step(gan: "GAN", state: "TrainState", hp: "HParams") -> tuple["TrainState", "Metrics"]:
+def step(gan: Any, state: Any, hp: Any) -> tuple[Any, Any]:
     """One training step, checked for divergence after it."""
     return window(gan, state, hp, 1)
 
 
-def run(gan: "GAN", state: "TrainState", hp: "HParams", num_steps: int) -> tuple["TrainState", "Metrics"]:
+def run(gan: Any, state: Any, hp: Any, num_steps: int) -> tuple[Any, Any]:
     """`num_steps` steps in one scan of windows of `log_every` steps (the last may be shorter); the
     metrics of each window's first step, stacked along a leading axis."""
     if num_steps < 1:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from gan_jax import data
 from gan_jax.components import augment, losses, models, optim, penalties
 from gan_jax.core.config import Config, HParams
 from gan_jax.errors import ConfigError
@@ -23,9 +22,9 @@ def _known(value, registry, setting: str, what: str) -> None:
     need(value in registry, setting, f"unknown {what} {value!r}; choose one of {sorted(registry)}")
 
 
-def validate(cfg: Config, hp: HParams | None = None) -> None:
+def validate(cfg: Config, hp: HParams | None = None, gan=None) -> None:
     """Raise ConfigError naming the first bad setting of `cfg` (and of `hp`, one value or member-stacked)."""
-    _known(cfg.data, data.DATASETS, "data", "dataset")
+    need(isinstance(cfg.data, str) and bool(cfg.data), "data", f"must name the data, got {cfg.data!r}")
     _known(cfg.loss, losses.LOSSES, "loss", "loss")
     _known(cfg.optimizer, optim.OPTIMIZERS, "optimizer", "optimizer")
     _known(cfg.architecture, models.ARCHITECTURES, "architecture", "architecture")
@@ -58,7 +57,7 @@ def validate(cfg: Config, hp: HParams | None = None) -> None:
     if cfg.architecture == "dcgan":
         _validate_dcgan(cfg)
     if hp is not None:
-        validate_hparams(cfg, hp)
+        validate_hparams(cfg, hp, gan)
 
 
 def _validate_dcgan(cfg: Config) -> None:
@@ -71,17 +70,40 @@ def _validate_dcgan(cfg: Config) -> None:
          f"got {shape[:2]}; use fewer generator layers")
 
 
-def validate_hparams(cfg: Config, hp: HParams) -> None:
-    """Every member's traced values within their declared ranges, and consistent with `cfg`."""
+def validate_hparams(cfg: Config, hp: HParams, gan=None) -> None:
+    """Every member's traced values within their declared ranges, and consistent with `cfg` (and with the
+    pieces of `gan`, when given: a penalty or loss plugged in instead of the config's)."""
     for name, spec in HParams.specs().items():
         values = np.asarray(getattr(hp, name), np.float64).ravel()
         bad = values[~spec.contains(values)]
         if bad.size:
             raise ConfigError(f"`{name}`: must be finite and in {spec.describe()}, got {bad[0]:g}")
     gp = np.asarray(hp.gp_weight)
-    need(cfg.gradient_penalty != "none" or bool(np.all(gp == 0)), "gp_weight",
-         "is set but the config's `gradient_penalty` is 'none'; choose a penalty, e.g. 'r1'")
-    need(losses.LOSSES[cfg.loss].label_smoothing or bool(np.all(np.asarray(hp.real_label) == 1.0)), "real_label",
+    has_penalty = cfg.gradient_penalty != "none" if gan is None else gan.penalty is not None
+    need(has_penalty or bool(np.all(gp == 0)), "gp_weight",
+         "is set but there is no penalty: choose one (`gradient_penalty`, e.g. 'r1') or plug in your own "
+         "(GAN(..., penalty=fn))")
+    loss = losses.LOSSES[cfg.loss] if gan is None else gan.loss
+    need(loss.label_smoothing or bool(np.all(np.asarray(hp.real_label) == 1.0)), "real_label",
          f"label smoothing is not defined for the {cfg.loss} loss; use real_label 1.0")
     need(bool(cfg.augment) or bool(np.all(np.asarray(hp.augment_p) == 0)), "augment_p",
          "is set but the config's `augment` is empty; choose augmentations, e.g. translation,cutout")
+
+
+def check_batch(x, labels, n: int, dim: int | None, num_classes: int) -> None:
+    """A sampler's batch for `n` samples (shapes and dtypes, e.g. from jax.eval_shape) is float32 [n, dim],
+    with int labels [n] for a conditional GAN; else ConfigError naming the mistake."""
+    need(not isinstance(x, tuple), "sampler", "returns a tuple, but the GAN is unconditional (num_classes 0); "
+         "return x alone, or set num_classes")
+    need(np.issubdtype(x.dtype, np.floating), "sampler",
+         f"returns {x.dtype} samples; return floats, float32[n, dim] (e.g. x.astype(jnp.float32))")
+    need(x.dtype == np.float32, "sampler", f"returns {x.dtype} samples; return float32 (the networks' dtype), "
+         "e.g. x.astype(jnp.float32)")
+    need(len(x.shape) == 2, "sampler", f"returns shape {tuple(x.shape)} for n={n}; return [n, dim] (flatten "
+         "images to [n, height * width * channels])")
+    need(x.shape[0] == n, "sampler", f"returns {x.shape[0]} rows when asked for n={n}; return exactly n rows")
+    need(dim is None or x.shape[1] == dim, "sampler",
+         f"returns samples of width {x.shape[1]} but the GAN's data_dim is {dim}; give the matching data_dim")
+    if num_classes:
+        need(labels is not None and np.issubdtype(labels.dtype, np.integer) and tuple(labels.shape) == (n,),
+             "sampler", f"a conditional GAN (num_classes {num_classes}) needs (x, labels) with int labels [n]")

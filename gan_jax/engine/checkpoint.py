@@ -113,6 +113,12 @@ class Checkpointer:
             raise CheckpointError(f"{where} cannot be read: {type(e).__name__}: {e}") from e
         old, new = _flat_config(saved), _flat_config(self.config)
         differ = [k for k in sorted(old.keys() | new.keys()) if k not in self.may_change and old.get(k) != new.get(k)]
+        piece = next((k.split(".")[1] for k in differ if k.startswith("pieces.")), None)
+        if piece is not None:
+            there, now = (f"{c.get(f'pieces.{piece}.name')} (sha256 {str(c.get(f'pieces.{piece}.sha256'))[:12]})"
+                          for c in (old, new))
+            raise CheckpointError(f"`resume`: the run's {piece} was {there} and is now {now}; resume with the "
+                                  f"pieces it ran with, or train a new run in another `out`")
         if differ:
             diffs = "; ".join(f"{k}: {old.get(k, '<unset>')!r} there vs {new.get(k, '<unset>')!r} now" for k in differ)
             raise CheckpointError(f"{where} was written for a different config ({diffs}); {FIX}")

@@ -18,6 +18,7 @@ from typing import Any, Callable, Protocol, Sequence
 import jax
 import numpy as np
 
+from gan_jax.core import pieces
 from gan_jax.core.config import HParams
 from gan_jax.core.gan import GAN, TrainState
 from gan_jax.core.validate import validate
@@ -127,7 +128,21 @@ def evaluator(z: jax.Array, metric_fn: Callable[..., dict[str, Any]], labels: ja
     """`evaluate` for `run`: `metric_fn(samples) -> {name: scalar}` (with `labels`, `metric_fn(samples,
     labels)`) of each member's samples G(z) from its generator average. Draw z from
     `streams.stream_key("evaluation")`, so every member is measured on the same latents in every run."""
-    return lambda sweep, state: sweep.evaluate(state, z, metric_fn, labels)
+    def evaluate(sweep, state):
+        return sweep.evaluate(state, z, metric_fn, labels)
+
+    evaluate.metric_piece = pieces.describe(metric_fn)  # what `recorded_pieces` records
+    return evaluate
+
+
+def recorded_pieces(gan: GAN, evaluate: Evaluate | None) -> dict:
+    """The run's pieces as config.json records them and a resume compares them: the GAN's, and the
+    metric function's when it is the user's own (`evaluator` names it after that function)."""
+    ran = gan.pieces()
+    described = getattr(evaluate, "metric_piece", None) or (evaluate and pieces.describe(evaluate))
+    if described and "sha256" in described:
+        ran["metrics"] = described
+    return ran
 
 
 def summarize(log: MetricLog, times: dict, sweep: Sweep, steps: int, diverged_at: np.ndarray) -> dict:
@@ -164,13 +179,15 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     seeds = [int(m.seed) for m in members]
     hparams = [m.hparams.to_dict() for m in members]
     hp = stack_hparams([m.hparams for m in members])
-    validate(gan.cfg, hp)
+    validate(gan.cfg, hp, gan)
     start_hp = jax.tree.map(np.asarray, hp)
     for stage in options.schedule.stages(start_hp):
-        validate(gan.cfg, stage)
+        validate(gan.cfg, stage, gan)
     if options.schedule and controller:
         raise ConfigError("`schedule`: a schedule and a population search both set hyperparameters; use one")
     rundir.check_target(out, options.overwrite, options.resume)
+    gan.check_sampler()  # a GAN built or replaced by hand was not checked when built
+    ran = recorded_pieces(gan, evaluate)
     sweep = Sweep(gan, len(members))
     every = math.gcd(options.chunk, options.checkpoint_every, *options.schedule.steps)
     if sweep.mesh.devices.flat[0].platform == "cpu":
@@ -179,13 +196,14 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
         sweep.compile(length)  # from shapes alone: refuses what cannot fit before anything is allocated
     state = sweep.init(member_keys(seeds)) if initial_state is None else sweep.shard(initial_state)
     start = int(np.asarray(sweep.gather(state.step))[0])
-    run_config = {**gan.cfg.to_dict(), "seeds": seeds, "hparams": hparams, "start": start}
+    run_config = {**gan.recorded_config(), "pieces": ran, "seeds": seeds, "hparams": hparams, "start": start}
     (state, hp), resume_step, checkpoints = _checkpoints(out, options, sweep, (state, sweep.shard(hp)), run_config)
     hp = jax.tree.map(np.asarray, sweep.gather(hp))
     start = resume_step if resume_step is not None else start
     primary = jax.process_index() == 0
     writer = rundir.RunDir(out, primary=primary)
-    writer.write_json("config.json", {"config": gan.cfg.to_dict(), "steps": options.steps, "seeds": seeds,
+    writer.write_json("config.json", {"config": gan.recorded_config(), "pieces": ran, "steps": options.steps,
+                                      "seeds": seeds,
                                       "hparams": hparams, "devices": [str(d) for d in jax.devices()],
                                       "processes": jax.process_count(), "schedule": options.schedule.to_json(),
                                       **(extra_config or {})})
