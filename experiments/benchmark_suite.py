@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import sys
 
-from gan_jax import cli, presets
+from gan_jax import cli, presets, tasks
 from gan_jax.engine import devices
 from gan_jax.engine.members import grid
-from gan_jax.tasks import benchmarks, mnist as mnist_task, stacked_mnist, toy
+from gan_jax.tasks import benchmarks
 
 
 def parse(argv) -> tuple[cli.Experiment, benchmarks.Protocol]:
@@ -29,24 +29,24 @@ def parse(argv) -> tuple[cli.Experiment, benchmarks.Protocol]:
     parser.add_argument("--benchmark", choices=sorted(benchmarks.PROTOCOLS), default="pacgan_ring",
                         help="the paper's protocol: data and metric")
     parser.add_argument("--recipe", choices=sorted(presets.PRESETS), default="ring8", help="the preset to train")
-    parser.add_argument("--data-dir", default=None, help="stacked_mnist: directory of MNIST's IDX files (any split)")
-    parser.add_argument("--split", choices=["auto", "train", "test"], default="auto", help="stacked_mnist: split")
+    task = tasks.get(protocol.task)
+    if protocol.task == "stacked_mnist":  # its data flags; a toy protocol names its data itself
+        task.add_flags(parser, recipe.config)
     args = parser.parse_args(argv)
-    if (recipe.task == "toy") != (protocol.task == "toy"):
+    if args.recipe not in task.presets:
         parser.error(f"--recipe {args.recipe} trains on {recipe.task} data; --benchmark {protocol.name} needs a "
-                     f"{protocol.task} recipe")
-    return cli.resolve(parser, args, recipe, recipe.config.replace(data=protocol.dataset), "benchmark_suite"), protocol
+                     f"{protocol.task} recipe: one of {list(task.presets)}")
+    with cli.exit_on_error(parser):
+        data = task.load(args)
+    cfg = recipe.config.replace(data=protocol.dataset)
+    return cli.resolve(parser, args, recipe, cfg, "benchmark_suite", task, data), protocol
 
 
 def run(exp: cli.Experiment, protocol: benchmarks.Protocol):
     members = grid(exp.seeds, exp.hparams)
     extra = {"experiment": "benchmark_suite", "benchmark": protocol.name, "recipe": exp.args.recipe}
-    figures = not exp.args.no_figures
-    if protocol.task == "toy":
-        return toy.train_and_evaluate(exp.cfg, members, exp.out, exp.options, extra, figures), toy.summary_lines
-    data = mnist_task.load("mnist", exp.args.data_dir, exp.args.split, evaluate=False)
-    return (stacked_mnist.train_and_evaluate(exp.cfg, members, exp.out, exp.options, data.train.images, extra, figures),
-            stacked_mnist.summary_lines)
+    return exp.task.train_and_evaluate(exp.cfg, members, exp.out, exp.options, exp.data, extra,
+                                       not exp.args.no_figures)
 
 
 def main(argv=None):
@@ -54,7 +54,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     exp, protocol = parse(argv)
     with cli.exit_on_error(exp.parser):
-        result, summary_lines = run(exp, protocol)
+        result = run(exp, protocol)
     if result.run.primary:
         ours = {c: benchmarks.mean_se_ci([m[f"eval_{c}"] for m in result.summary["members"]]) for c in protocol.metrics}
         label = f"gan_jax {exp.args.recipe}, {len(result.seeds)} seeds x {result.summary['steps']:,} steps"
@@ -63,7 +63,7 @@ def main(argv=None):
                                        "ours": ours, "source": benchmarks.SOURCE}
         result.run.write_json("summary.json", result.summary)
         (result.run.path / "benchmark.md").write_text(f"# {protocol.name}: {protocol.description}\n\n{text}")
-        print("\n".join(summary_lines(result)) + f"\n\n{protocol.name}: {protocol.description}\n{text}")
+        print("\n".join(exp.task.summary_lines(result)) + f"\n\n{protocol.name}: {protocol.description}\n{text}")
     cli.exit_if_preempted(result, "experiments.benchmark_suite", argv)
 
 

@@ -1,7 +1,7 @@
 """Any experiment x a grid of seeds and hyperparameters, every member trained in one compiled program.
 
-    python -m experiments.sweep --experiment toy_quadratic --seeds 16 --lr 1e-4,3e-4,1e-3 -- --data ring8
-    python -m experiments.sweep --experiment mnist_gan --seeds 8 --real-label 1,0.9 --lr 2e-4,1e-3 \\
+    python -m experiments.sweep --task toy --seeds 16 --lr 1e-4,3e-4,1e-3 -- --data ring8
+    python -m experiments.sweep --task mnist --seeds 8 --real-label 1,0.9 --lr 2e-4,1e-3 \\
         -- --preset r2 --data-dir ../shared/data/mnist-test --steps 5000
 
 Grid syntax: each grid flag takes a comma-separated list; the sweep trains every combination for every seed.
@@ -9,7 +9,7 @@ Traced values (one flag per traced hyperparameter, and --lr for both learning ra
 compiled program: 16 seeds x 4 learning rates are 64 members of one group. Static values (--batch-size,
 --loss, --optimizer, --n-disc, --n-gen, --gradient-penalty, --pack, --spectral-norm true,false) change
 shapes or code: each combination is a separate group, compiled once and run in turn. --seeds N means seeds --seed .. --seed+N-1; a list (--seeds 0,5,9) names them.
-Every setting uses the same seeds. Flags after `--` go to the experiment (see `python -m experiments.<name>
+Every setting uses the same seeds. Flags after `--` go to the task's experiment (see `python -m experiments.train --task NAME
 --help`), including --steps, --checkpoint-every, --resume and the multi-host flags.
 
 Writes <out>/<group>/ (the run-directory contract of each static group; one group: <out>/all), and
@@ -20,20 +20,19 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
 import itertools
 import math
 import pathlib
 import sys
 
-from gan_jax import cli
+from gan_jax import cli, commands, tasks
 from gan_jax.components import losses, optim, penalties
 from gan_jax.core.validate import validate_hparams
 from gan_jax.engine import devices, experiment
 from gan_jax.engine.members import grid, stack_hparams
 from gan_jax.reporting import report
 
-EXPERIMENTS = ("toy_quadratic", "mnist_gan")
+TASK_OF_EXPERIMENT = {"toy_quadratic": "toy", "mnist_gan": "mnist"}  # the older --experiment names
 STATIC = {"batch_size": (cli.positive_int, "batch size"), "loss": (sorted(losses.LOSSES), "loss family"),
           "optimizer": (sorted(optim.OPTIMIZERS), "optimizer"), "n_disc": (cli.positive_int, "D updates per step"),
           "n_gen": (cli.positive_int, "G updates per step"),
@@ -77,7 +76,10 @@ def parse(argv):
     own, rest = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     parser = cli.OneLineParser(prog="python -m experiments.sweep", description=__doc__.split("\n")[0],
                                epilog=__doc__.split("\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--experiment", choices=EXPERIMENTS, default="toy_quadratic", help="the experiment to grid")
+    parser.add_argument("--task", default=None, help=f"the task to grid: one of {', '.join(tasks.names())}, or "
+                        "module:attribute of your own (default: toy)")
+    parser.add_argument("--experiment", choices=sorted(TASK_OF_EXPERIMENT), default=None,
+                        help="the older name of --task: toy_quadratic (toy) or mnist_gan (mnist)")
     parser.add_argument("--seeds", type=seed_list, default=list(range(4)),
                         help="N seeds per setting, or a comma-separated list of seeds (default: 4)")
     parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="first seed when --seeds is a count")
@@ -90,6 +92,9 @@ def parse(argv):
                                                                           else kind), default=None,
                             help=f"static (one group each): {help_text}, comma-separated")
     args = parser.parse_args(own)
+    args.task = args.task or TASK_OF_EXPERIMENT.get(args.experiment, "toy")
+    with cli.exit_on_error(parser):
+        tasks.get(args.task)
     if args.seeds == list(range(len(args.seeds))) and args.seed:
         args.seeds = [args.seed + s for s in args.seeds]
     if "--out" in rest or "--seeds" in rest or "--seed" in rest:
@@ -120,9 +125,8 @@ def group_name(group: dict) -> str:
 
 
 def prepare(parser, args, rest, out: pathlib.Path) -> list:
-    """(group, module, experiment, members) of every static group, all validated before anything is
+    """(group, experiment, members) of every static group, all validated before anything is
     written or compiled."""
-    module = importlib.import_module(f"experiments.{args.experiment}")
     traced = traced_lists(args)
     penalty_given = "--gradient-penalty" in rest or args.gradient_penalty is not None
     gp_on = [] if penalty_given or not any(traced.get("gp_weight", [])) else ["--gradient-penalty", "r1"]
@@ -130,12 +134,13 @@ def prepare(parser, args, rest, out: pathlib.Path) -> list:
     prepared = []
     for group in groups(args):
         flags = [f for k, v in group.items() for f in static_flag(k, v)]
-        exp = module.parse(rest + flags + gp_on + ["--seeds", "1", "--out", str(out / group_name(group))])
+        exp = commands.parse(rest + flags + gp_on + ["--seeds", "1", "--out", str(out / group_name(group))],
+                             "sweep", args.task)
         with cli.exit_on_error(parser, flags_of=exp.parser):
             cli.check_fits(exp.cfg, n_members)  # before a single member is built
             members = grid(args.seeds, exp.hparams, **traced)
             validate_hparams(exp.cfg, stack_hparams([m.hparams for m in members]))
-        prepared.append((group, module, exp, members))
+        prepared.append((group, exp, members))
     return prepared
 
 
@@ -150,11 +155,11 @@ def main(argv=None):
         parser.error(f"--out {out} exists and is not empty; choose another directory, or pass --overwrite or "
                      "--resume after `--`")
     results = []
-    for group, module, exp, members in prepare(parser, args, rest, out):
+    for group, exp, members in prepare(parser, args, rest, out):
         print(f"group {group_name(group)}: {len(members)} members ({len(members) // len(args.seeds)} settings x "
               f"{len(args.seeds)} seeds), one compiled program")
         with cli.exit_on_error(exp.parser):
-            result = module.run(exp, members)
+            result = commands.run(exp, members)
         results.append((group, result))
         print(experiment.throughput_line(result.summary))
         cli.exit_if_preempted(result, "experiments.sweep", resume_argv)

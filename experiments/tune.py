@@ -4,7 +4,7 @@ population-based training (--method pbt) or successive halving (--method sh).
     python -m experiments.tune --method pbt --metric high_quality --population 16 --ready 2000 \\
         --explore lr_g,lr_d,gp_weight -- --preset ring8 --data pacgan_ring --steps 20000 --snapshot-every 1000
     python -m experiments.tune --method sh --metric classifier_score --population 32 --r 1000 --eta 2 \\
-        --experiment mnist_gan -- --preset r2 --data-dir ../shared/data/mnist-test --snapshot-every 500
+        --task mnist -- --preset r2 --data-dir ../shared/data/mnist-test --snapshot-every 500
 
 The population is --population seeds (from --seed); each starts from the experiment's hyperparameters with
 the explored ones drawn from their search ranges (--init sample, the default) or as given (--init fixed).
@@ -20,18 +20,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import importlib
 import json
 import pathlib
 import sys
 
-from gan_jax import cli
+from gan_jax import cli, commands, tasks
 from gan_jax.core.config import HParams
 from gan_jax.engine import devices
 from gan_jax.engine.rundir import to_json
 from gan_jax.search import population
 
-EXPERIMENTS = ("toy_quadratic", "mnist_gan")
+TASK_OF_EXPERIMENT = {"toy_quadratic": "toy", "mnist_gan": "mnist"}  # the older --experiment names
 
 
 def bounds_list(text: str) -> dict:
@@ -53,7 +52,9 @@ def parse(argv):
                                epilog=__doc__.split("\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--method", choices=["pbt", "sh"], default="pbt", help="population-based training or successive halving")
-    add("--experiment", choices=EXPERIMENTS, default="toy_quadratic", help="the experiment to search")
+    add("--task", default=None, help="the task to search: a built-in task's name or module:attribute (default: toy)")
+    add("--experiment", choices=sorted(TASK_OF_EXPERIMENT), default=None,
+        help="the older name of --task: toy_quadratic (toy) or mnist_gan (mnist)")
     add("--metric", required=True, help="an evaluation metric to rank members by (e.g. high_quality)")
     add("--mode", choices=["max", "min"], default=None, help="maximize or minimize it (default: the metric's known way)")
     add("--population", type=cli.positive_int, default=16, help="members (seeds --seed .. --seed + N - 1)")
@@ -73,6 +74,7 @@ def parse(argv):
     add("--out", type=pathlib.Path, default=None, help="output directory (default: runs/tune-<method>-<time>)")
     args = parser.parse_args(own)
     args.explore = tuple(filter(None, args.explore.split(",")))
+    args.task = args.task or TASK_OF_EXPERIMENT.get(args.experiment, "toy")
     if "--out" in rest or "--seeds" in rest or "--seed" in rest:
         parser.error("give --out, --population and --seed before `--`, to tune")
     args.out = args.out or pathlib.Path("runs") / f"tune-{args.method}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
@@ -83,44 +85,47 @@ def main(argv=None):
     devices.use_cpu_cores_as_devices()
     argv = sys.argv[1:] if argv is None else argv
     parser, args, rest = parse(argv)
-    module = importlib.import_module(f"experiments.{args.experiment}")
-    exp = module.parse(rest + ["--seeds", "1", "--out", str(args.out)])
+    with cli.exit_on_error(parser):
+        task = tasks.get(args.task)
+    exp = commands.parse(rest + ["--seeds", "1", "--out", str(args.out)], "tune", task)
     seeds = range(args.seed, args.seed + args.population)
     with cli.exit_on_error(parser, flags_of=exp.parser):
-        options = population.PBTOptions(args.metric, args.ready or exp.options.snapshot_every, args.mode,
+        declared = {m.name: m.mode for m in task.metrics}  # the task's own metrics first
+        options = population.PBTOptions(args.metric, args.ready or exp.options.snapshot_every,
+                                        args.mode or declared.get(args.metric),
                                         args.truncation, args.explore, resample=args.resample, bounds=args.bounds,
                                         seed=args.decision_seed)
         options.check(exp.options.snapshot_every)
         members = population.initial_population(seeds, exp.hparams, args.explore, args.bounds,
                                                 args.init == "sample", args.seed)
         if args.method == "pbt":
-            run_pbt(exp, module, members, options)
+            run_pbt(exp, members, options)
         else:
-            run_sh(exp, module, members, args)
+            run_sh(exp, members, args)
 
 
-def run_pbt(exp, module, members, options: population.PBTOptions) -> None:
+def run_pbt(exp, members, options: population.PBTOptions) -> None:
     primary_log = exp.out / "population.jsonl"
     controller = population.PBT(options, members, primary_log)
     exp.out.mkdir(parents=True, exist_ok=True)
-    result = module.run(exp, members, controller=controller)
+    result = commands.run(exp, members, controller=controller)
     if result.run.primary:
         result.summary["population"] = population.pbt_summary(controller, result)
         result.run.write_json("summary.json", result.summary)
         best = result.summary["population"]["best_member"]
         population.plot_pbt(controller, best, result.summary["steps"], result.run.figures / "population.png")
-        print("\n".join(module.summary_lines(result) if hasattr(module, "summary_lines") else []))
+        print("\n".join(exp.task.summary_lines(result)))
         m = result.summary["members"][best]
         print(f"PBT: {len(controller.records)} copies; best member {best} (seed {m['seed']}): {options.metric} "
               f"{m['eval_' + options.metric]:.4g} with " + ", ".join(f"{k} {m[k]:.4g}" for k in options.explore))
     cli.exit_if_preempted(result, "experiments.tune", sys.argv[1:])
 
 
-def run_sh(exp, module, members, args) -> None:
+def run_sh(exp, members, args) -> None:
     def run_rung(rung, rung_members, end, state):
         rung_exp = dataclasses.replace(exp, out=exp.out / f"rung{rung}",
                                        options=dataclasses.replace(exp.options, steps=end))
-        return module.run(rung_exp, rung_members, initial_state=state)
+        return commands.run(rung_exp, rung_members, initial_state=state)
 
     results, decisions = population.successive_halving(run_rung, members, args.r, args.eta, args.metric, args.mode,
                                                        exp.out / "population.jsonl")

@@ -32,7 +32,8 @@ _EXPORTS = {
     "evaluator": "gan_jax.engine.experiment:evaluator", "Schedule": "gan_jax.engine.schedule:Schedule",
     "use_cpu_cores_as_devices": "gan_jax.engine.devices:use_cpu_cores_as_devices",
     # tasks, presets, metrics
-    "Task": "gan_jax.tasks.base:Task", "Metric": "gan_jax.metrics.metric:Metric", "tasks": "gan_jax.tasks",
+    "Task": "gan_jax.tasks.base:Task", "Evaluation": "gan_jax.tasks.base:Evaluation",
+    "named": "gan_jax.core.pieces:named", "image_sampler": "gan_jax.data.mnist:image_sampler", "Metric": "gan_jax.metrics.metric:Metric", "tasks": "gan_jax.tasks",
     "presets": "gan_jax.presets", "metrics": "gan_jax.metrics",
     # search and reporting
     "PBT": "gan_jax.search.population:PBT", "PBTOptions": "gan_jax.search.population:PBTOptions",

@@ -10,13 +10,13 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import math
 import pathlib
 import re
 import sys
-from typing import Iterator
+from typing import Any, Iterator
 
 import jax
-import jax.numpy as jnp
 
 from gan_jax import data
 from gan_jax.components import augment, losses, models, optim, penalties
@@ -28,6 +28,7 @@ from gan_jax.engine.experiment import RunOptions
 from gan_jax.engine.members import ALIASES, check_seeds
 from gan_jax.engine.schedule import Schedule
 from gan_jax.engine.sweep import Sweep
+from gan_jax.cli_types import non_negative_int, positive_float, positive_int, traced_value, widths  # noqa: F401
 from gan_jax.errors import GanJaxError
 from gan_jax.presets import Preset
 
@@ -74,52 +75,6 @@ def exit_on_error(parser: OneLineParser, flags_of: OneLineParser | None = None) 
         yield
     except GanJaxError as e:
         parser.error((flags_of or parser).as_flags(str(e)))
-
-
-# -- value types ------------------------------------------------------------------------------------------
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def widths(text: str) -> tuple[int, ...]:
-    """'128,128' -> (128, 128): layer widths, each a positive integer."""
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}") from None
-    if not values or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
-    return values
-
-
-def traced_value(spec: Traced):
-    """A parser of one value of a traced hyperparameter, checked against its declared range."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-        if not spec.contains(value):
-            raise argparse.ArgumentTypeError(f"must be finite and in {spec.describe()}, got {text}")
-        return value
-    return parse
 
 
 def traced_specs() -> dict[str, Traced]:
@@ -232,6 +187,9 @@ class Experiment:
     options: RunOptions
     args: argparse.Namespace
     parser: OneLineParser  # for errors found later: `with exit_on_error(exp.parser)`
+    task: Any = None  # the gan_jax.tasks.base.Task that trains and evaluates it
+    data: Any = None  # what the task loaded (None for formula data)
+    name: str = "train"  # the command, recorded in config.json as `experiment`
 
 
 def hparams_from(args: argparse.Namespace, preset: Preset, cfg: Config) -> HParams:
@@ -251,7 +209,8 @@ def hparams_from(args: argparse.Namespace, preset: Preset, cfg: Config) -> HPara
     return HParams(**values)
 
 
-def resolve(parser: OneLineParser, args: argparse.Namespace, preset: Preset, cfg: Config, name: str) -> Experiment:
+def resolve(parser: OneLineParser, args: argparse.Namespace, preset: Preset, cfg: Config, name: str,
+            task: Any = None, data: Any = None) -> Experiment:
     """Apply the shared flags to `cfg` (the preset's config with the experiment's own flags applied),
     validate everything, and pick the run directory (checked, not created)."""
     penalty = args.gradient_penalty or ("r1" if args.gp_weight and cfg.gradient_penalty == "none"
@@ -281,14 +240,14 @@ def resolve(parser: OneLineParser, args: argparse.Namespace, preset: Preset, cfg
         rundir.check_target(out, args.overwrite, args.resume)
         devices.initialize_distributed(args.coordinator, args.num_processes, args.process_id)  # before JAX starts
         check_fits(cfg, len(seeds))  # before a single member is built
-    return Experiment(cfg, hp, seeds, out, options, args, parser)
+    return Experiment(cfg, hp, seeds, out, options, args, parser, task, data, name)
 
 
 def check_fits(cfg: Config, n_members: int) -> None:
     """Refuse (ResourceError) members whose state cannot fit, before a single member is built: the GAN's
     shapes alone, without its data."""
-    dim = data.dimension(cfg.data)
-    gan = GAN.from_config(cfg, lambda key, n: jnp.zeros((n, dim)), data_dim=dim)  # shapes only: never sampled
+    dim = math.prod(cfg.image_shape) if cfg.image_shape else data.dimension(cfg.data)
+    gan = GAN.from_config(cfg, lambda key, n: jax.random.normal(key, (n, dim)), data_dim=dim)  # shapes only
     resources.check_state(Sweep(gan, 1).state_bytes_per_member(), n_members, jax.devices())
 
 

@@ -70,7 +70,7 @@ class Task:
     def evaluation(self, gan: GAN, data: Any) -> Evaluation | None:
         return None
 
-    def sample_latents(self, gan: GAN) -> tuple[jax.Array, jax.Array | None]:
+    def sample_latents(self, gan: GAN, data: Any = None) -> tuple[jax.Array, jax.Array | None]:
         """The latents of samples.npz: the evaluation's, so the file reproduces the run's final numbers."""
         return gan.sample_latent(stream_key("evaluation"), 1000)
 
@@ -115,7 +115,7 @@ class Task:
         if result.run.primary and evaluation is not None:
             result.summary.update(real_reference=evaluation.ceiling, provenance=evaluation.provenance)
             result.run.write_json("summary.json", result.summary)
-        experiment.write_samples(result, *self.sample_latents(gan), encode=self.encode(gan.cfg))
+        experiment.write_samples(result, *self.sample_latents(gan, data), encode=self.encode(gan.cfg))
         if figures:
             self.write_figures(result, gan, snapshots, members)
         return result

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import presets
 from gan_jax.core.config import Config
 from gan_jax.core.gan import GAN, TrainState
 from gan_jax.core.streams import stream_key
@@ -24,8 +25,9 @@ from gan_jax.engine import experiment
 from gan_jax.engine.members import Member
 from gan_jax.engine.sweep import Sweep
 from gan_jax.errors import DataError
-from gan_jax.metrics import mnist as mnist_eval, stats
+from gan_jax.metrics import mnist as mnist_eval
 from gan_jax.reporting import plotting
+from gan_jax.tasks import base
 
 SPLITS = ("auto", "train", "test")
 
@@ -122,6 +124,12 @@ def grid_latents(gan: GAN) -> tuple[jax.Array, jax.Array | None]:
     return jnp.tile(z, (gan.cfg.num_classes, 1)), jnp.repeat(jnp.arange(gan.cfg.num_classes), 8)
 
 
+def image_view(cfg: Config) -> tuple[int, ...]:
+    """The shape one image is drawn in: (h, w) for one channel, (h, w, c) otherwise."""
+    h, w, c = cfg.image_shape
+    return (h, w) if c == 1 else (h, w, c)
+
+
 class Snapshots:
     """`on_snapshot` for experiment.run: the first member's grid at every snapshot, every member's latest."""
 
@@ -133,7 +141,7 @@ class Snapshots:
 
     def __call__(self, sweep: Sweep, state: TrainState) -> None:
         fake = to_unit(self.cfg, np.asarray(sweep.gather(sweep.generate(state, self.z, self.labels))))
-        fake = fake.reshape(sweep.n_members, -1, 28, 28)
+        fake = fake.reshape((sweep.n_members, -1) + image_view(self.cfg))
         self.first.append((int(sweep.gather(state.step)[0]), fake[0]))
         self.latest = list(fake)
 
@@ -157,37 +165,72 @@ def write_figures(result: experiment.Result, cfg: Config, snapshots: Snapshots) 
                               fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()})
 
 
+class MnistTask(base.Task):
+    """MNIST (or another IDX / tensorflow-datasets digit set) with the shipped classifier's metrics."""
+
+    name = "mnist"
+    description = "MNIST digits (IDX files offline, or tensorflow-datasets), scored by the shipped classifier"
+    presets = tuple(name for name, p in presets.PRESETS.items() if p.task == "mnist")
+    metrics = mnist_eval.METRICS
+
+    def add_flags(self, parser, cfg: Config) -> None:
+        add = parser.add_argument
+        add("--dataset", choices=sorted(mnist.IMAGE_DATASETS), default="mnist", help="dataset")
+        add("--data-dir", default=None, help="directory of IDX files (offline); default: tensorflow-datasets")
+        add("--split", choices=list(SPLITS), default="auto", help="split to train on; auto: train if present, else test")
+        add("--no-eval", action="store_true", help="skip the classifier metrics")
+
+    def configure(self, cfg: Config, args, data: MnistData) -> Config:
+        return cfg.replace(data=args.dataset)
+
+    def load(self, args) -> MnistData:
+        data = load(args.dataset, args.data_dir, args.split, evaluate=not args.no_eval)
+        held = f"; {len(data.heldout)} held out for the metrics" if data.heldout is not None else ""
+        print(f"{data.dataset}/{data.split} from {data.source}: training on {len(data.train.images)} images{held}")
+        if data.note:
+            print(data.note)
+        return data
+
+    def make_gan(self, cfg: Config, data: MnistData) -> GAN:
+        return make_gan(cfg, data)
+
+    def describe(self, data: MnistData) -> dict:
+        return {"dataset": data.dataset, "split": data.split, "source": data.source,
+                "train_images": len(data.train.images),
+                "heldout_images": None if data.heldout is None else len(data.heldout)}
+
+    def evaluation(self, gan: GAN, data: MnistData) -> base.Evaluation | None:
+        if data.heldout is None:
+            return None
+        evaluate, ceiling = evaluator(gan, data)
+        reference = (f"{data.dataset} {data.split} split's held-out images" if data.split == "test"
+                     else "the test split's held-out images")
+        return base.Evaluation(evaluate, self.metrics, ceiling, mnist_eval.provenance(len(data.heldout), reference))
+
+    def sample_latents(self, gan: GAN, data=None):
+        return evaluation_latents(gan)
+
+    def encode(self, cfg: Config):
+        return as_uint8(cfg)
+
+    def snapshots(self, gan: GAN) -> Snapshots:
+        return Snapshots(gan)
+
+    def write_figures(self, result, gan: GAN, snapshots, members) -> None:
+        if result.run.primary:
+            write_figures(result, gan.cfg, snapshots)
+
+
+TASK = MnistTask()
+
+
 def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathlib.Path,
                        options: experiment.RunOptions, data: MnistData,
                        extra_config: dict | None = None, figures: bool = True, **run_options) -> experiment.Result:
     """Train `members` on `data`, measure them with the classifier (when `data.heldout` is set) at every
-    snapshot, draw the figures; summary.json carries the real-data ceiling as `real_reference`.
-    `run_options` go to experiment.run (a population search's `controller`, an `initial_state`)."""
-    gan = make_gan(cfg, data)
-    evaluate, ceiling = evaluator(gan, data) if data.heldout is not None else (None, None)
-    snapshots = Snapshots(gan) if figures else None
-    extra = {"task": "mnist", "dataset": data.dataset, "split": data.split, "source": data.source,
-             "scale": scale_of(cfg), "train_images": len(data.train.images),
-             "heldout_images": None if data.heldout is None else len(data.heldout), "real_reference": ceiling,
-             **(extra_config or {})}
-    if data.heldout is not None:
-        extra["provenance"] = mnist_eval.provenance(len(data.heldout), f"{data.dataset} {data.split} split's held-out "
-                                                    f"images" if data.split == "test" else "the test split's held-out images")
-    result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots, extra_config=extra,
-                            **run_options)
-    if result.run.primary and ceiling:
-        result.summary.update(real_reference=ceiling, provenance=extra["provenance"])
-        result.run.write_json("summary.json", result.summary)
-    experiment.write_samples(result, *evaluation_latents(gan), encode=as_uint8(cfg))
-    if result.run.primary and figures:
-        write_figures(result, cfg, snapshots)
-    return result
+    snapshot, draw the figures; summary.json carries the real-data ceiling as `real_reference`."""
+    return TASK.train_and_evaluate(cfg, members, out, options, data, extra_config, figures, **run_options)
 
 
 def summary_lines(result: experiment.Result) -> list[str]:
-    lines = [experiment.throughput_line(result.summary)]
-    ceiling = result.summary.get("real_reference")
-    for name, summary in result.summary["over_seeds"].items():
-        real = f"   (real data: {ceiling[name[5:]]:.4g})" if ceiling and name[5:] in ceiling else ""
-        lines.append(f"  {name[5:]:>17} over seeds: {stats.format_ci(summary)}{real}")
-    return lines + [f"run directory: {result.run.path}"]
+    return TASK.summary_lines(result)

@@ -10,6 +10,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from gan_jax import presets
 from gan_jax.core.config import Config
 from gan_jax.core.gan import GAN, TrainState
 from gan_jax.core.streams import stream_key
@@ -17,8 +18,9 @@ from gan_jax.data import mnist
 from gan_jax.engine import experiment
 from gan_jax.engine.members import Member
 from gan_jax.engine.sweep import Sweep
-from gan_jax.metrics import mnist as mnist_eval, stacked_mnist as stacked_eval, stats
+from gan_jax.metrics import mnist as mnist_eval, stacked_mnist as stacked_eval
 from gan_jax.reporting import plotting
+from gan_jax.tasks import base, mnist as mnist_task
 from gan_jax.tasks.mnist import as_uint8, to_unit
 
 
@@ -73,33 +75,60 @@ def write_figures(result: experiment.Result, snapshots: Snapshots) -> None:
                               fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()})
 
 
+class StackedMnistTask(base.Task):
+    """Stacked MNIST built from MNIST's IDX files: 1,000 modes, counted by the shipped classifier."""
+
+    name = "stacked_mnist"
+    description = "Stacked MNIST: three MNIST digits as the channels of a 28x28x3 image, 1,000 modes"
+    presets = tuple(name for name, p in presets.PRESETS.items() if p.task == "stacked_mnist")
+    metrics = stacked_eval.METRICS
+
+    def __init__(self, eval_samples: int = stacked_eval.EVAL_SAMPLES):
+        self.eval_samples = eval_samples
+
+    def add_flags(self, parser, cfg: Config) -> None:
+        parser.add_argument("--data-dir", default=None, help="directory of MNIST's IDX files (any split)")
+        parser.add_argument("--split", choices=["auto", "train", "test"], default="auto", help="the MNIST split")
+
+    def load(self, args) -> np.ndarray:
+        return mnist_task.load("mnist", args.data_dir, args.split, evaluate=False).train.images
+
+    def make_gan(self, cfg: Config, images: np.ndarray) -> GAN:
+        return make_gan(cfg, images)
+
+    def describe(self, images: np.ndarray) -> dict:
+        return {"train_images": len(images)}
+
+    def evaluation(self, gan: GAN, images: np.ndarray) -> base.Evaluation:
+        evaluate, ceiling = evaluator(gan, images, self.eval_samples)
+        return base.Evaluation(evaluate, self.metrics, ceiling, stacked_eval.provenance(self.eval_samples))
+
+    def sample_latents(self, gan: GAN, data=None):
+        return evaluation_latents(gan, self.eval_samples), None
+
+    def encode(self, cfg: Config):
+        return as_uint8(cfg)
+
+    def snapshots(self, gan: GAN) -> Snapshots:
+        return Snapshots(gan)
+
+    def write_figures(self, result, gan: GAN, snapshots, members) -> None:
+        if result.run.primary:
+            write_figures(result, snapshots)
+
+
+TASK = StackedMnistTask()
+
+
 def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathlib.Path,
                        options: experiment.RunOptions, images: np.ndarray, extra_config: dict | None = None,
                        figures: bool = True, eval_samples: int = stacked_eval.EVAL_SAMPLES,
                        **run_options) -> experiment.Result:
     """Train `members` on Stacked MNIST built from `images` (uint8 [n, 28, 28]), measure their modes at
-    every snapshot, write samples.npz (every evaluation sample, uint8) and the figures. `run_options` go to
-    experiment.run (a population search's `controller`, an `initial_state`)."""
-    gan = make_gan(cfg, images)
-    evaluate, ceiling = evaluator(gan, images, eval_samples)
-    snapshots = Snapshots(gan) if figures else None
-    provenance = stacked_eval.provenance(eval_samples)
-    extra = {"task": "stacked_mnist", "train_images": len(images), "provenance": provenance, **(extra_config or {})}
-    result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots, extra_config=extra,
-                            **run_options)
-    if result.run.primary:
-        result.summary.update(real_reference=ceiling, provenance=provenance)
-        result.run.write_json("summary.json", result.summary)
-    experiment.write_samples(result, evaluation_latents(gan, eval_samples), encode=as_uint8(cfg))
-    if result.run.primary and figures:
-        write_figures(result, snapshots)
-    return result
+    every snapshot, write samples.npz (every evaluation sample, uint8) and the figures."""
+    return StackedMnistTask(eval_samples).train_and_evaluate(cfg, members, out, options, images, extra_config,
+                                                             figures, **run_options)
 
 
 def summary_lines(result: experiment.Result) -> list[str]:
-    ceiling = result.summary.get("real_reference", {})
-    lines = [experiment.throughput_line(result.summary)]
-    for name, summary in result.summary["over_seeds"].items():
-        real = f"   (real data: {ceiling[name[5:]]:.4g})" if name[5:] in ceiling else ""
-        lines.append(f"  {name[5:]:>8} over seeds: {stats.format_ci(summary)}{real}")
-    return lines + [f"run directory: {result.run.path}"]
+    return TASK.summary_lines(result)

@@ -7,13 +7,15 @@ so a member's numbers depend on its own seed and hyperparameters only.
 """
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 from typing import Sequence
 
 import jax
 import numpy as np
 
-from gan_jax import data
+from gan_jax import cli_types, data, presets
+from gan_jax.components import models
 from gan_jax.core.config import Config, HParams
 from gan_jax.core.gan import GAN, TrainState
 from gan_jax.core.streams import stream_key
@@ -22,6 +24,7 @@ from gan_jax.engine.members import Member
 from gan_jax.engine.sweep import Sweep
 from gan_jax.metrics import stats, toy as toy_eval
 from gan_jax.reporting import plotting
+from gan_jax.tasks import base
 
 EVAL_SAMPLES = 2500  # samples per member for the metrics (the VEEGAN / PacGAN protocol's count)
 SNAPSHOT_SAMPLES = 512
@@ -104,41 +107,80 @@ def write_figures(result: experiment.Result, gan: GAN, snapshots: Snapshots, mem
                           fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()})
 
 
-def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathlib.Path,
-                       options: experiment.RunOptions, extra_config: dict | None = None,
-                       figures: bool = True, **run_options) -> experiment.Result:
-    """Train `members` on the toy dataset `cfg.data`, measure them at every snapshot, draw the figures.
-    `run_options` go to experiment.run (a population search's `controller`, an `initial_state`)."""
-    gan = GAN.from_config(cfg)
-    snapshots = Snapshots(gan) if figures else None
-    evaluate, ceiling = evaluator(gan)
-    provenance = toy_eval.provenance(data.get_dataset(cfg.data), EVAL_SAMPLES)
-    result = experiment.run(gan, members, out, options, evaluate=evaluate, on_snapshot=snapshots,
-                            extra_config={"task": "toy", "eval_samples": EVAL_SAMPLES, "provenance": provenance,
-                                          **(extra_config or {})}, **run_options)
-    if result.run.primary:
-        result.summary.update(real_reference=ceiling, provenance=provenance)
-        result.run.write_json("summary.json", result.summary)
-    dataset = data.get_dataset(cfg.data)
-    experiment.write_samples(result, evaluation_latents(gan),  # in the data's own units, as evaluated
-                             encode=lambda x: dataset.to_raw(x, cfg.standardize).astype(np.float32))
-    if figures:
+class ToyTask(base.Task):
+    """Toy 2-D data, named by `cfg.data` (a formula: no files), R1's model and figures."""
+
+    name = "toy"
+    description = "toy 2-D data (the quadratic curve, rings and grids of Gaussians, two curves)"
+    presets = tuple(name for name, p in presets.PRESETS.items() if p.task == "toy")
+    default_seeds = 8
+    metrics = toy_eval.METRICS
+
+    def add_flags(self, parser, cfg: Config) -> None:
+        add = parser.add_argument
+        add("--data", choices=sorted(data.TOY_DATASETS), default=cfg.data, help="toy dataset")
+        add("--raw-data", action="store_true", help="train on the tutorial's raw units instead of standardized data")
+        add("--feature-dim", type=cli_types.non_negative_int, default=cfg.discriminator.feature_dim or 0,
+            help="width of D's linear feature layer; 0: none (features = last hidden layer)")
+        add("--activation", choices=sorted(models.ACTIVATIONS), default=cfg.generator.activation,
+            help="hidden activation of both nets")
+        add("--latent-dim", type=cli_types.positive_int, default=cfg.latent_dim, help="z's dimension")
+        add("--full", action="store_true", help=f"the tutorial's {presets.R1_FULL_STEPS:,} iterations")
+
+    def configure(self, cfg: Config, args, data_) -> Config:
+        if args.full:
+            args.steps = presets.R1_FULL_STEPS
+        return cfg.replace(data=args.data, standardize=not args.raw_data, latent_dim=args.latent_dim,
+                           generator=dataclasses.replace(cfg.generator, activation=args.activation),
+                           discriminator=dataclasses.replace(cfg.discriminator, feature_dim=args.feature_dim or None,
+                                                             activation=args.activation))
+
+    def make_gan(self, cfg: Config, data_=None) -> GAN:
+        return GAN.from_config(cfg)
+
+    def evaluation(self, gan: GAN, data_=None) -> base.Evaluation:
+        evaluate, ceiling = evaluator(gan)
+        return base.Evaluation(evaluate, self.metrics, ceiling,
+                               toy_eval.provenance(data.get_dataset(gan.cfg.data), EVAL_SAMPLES))
+
+    def describe(self, data_=None) -> dict:
+        return {"eval_samples": EVAL_SAMPLES}
+
+    def sample_latents(self, gan: GAN, data=None):
+        return evaluation_latents(gan), None
+
+    def encode(self, cfg: Config):
+        dataset = data.get_dataset(cfg.data)  # in the data's own units, as evaluated
+        return lambda x: dataset.to_raw(x, cfg.standardize).astype(np.float32)
+
+    def snapshots(self, gan: GAN) -> Snapshots:
+        return Snapshots(gan)
+
+    def write_figures(self, result, gan: GAN, snapshots, members) -> None:
         member0 = jax.tree.map(lambda a: a[0], result.sweep.gather(result.state))  # a collective: every process
         if result.run.primary:
             write_figures(result, gan, snapshots, member0, members[0].hparams)
-    return result
+
+    def summary_lines(self, result) -> list[str]:
+        """Speed, each seed's final losses and metrics, metrics over seeds beside the real data's."""
+        s = result.summary
+        lines = [experiment.throughput_line(s)]
+        for m in s["members"]:
+            evals = "  ".join(f"{k[5:]} {v:.4g}" for k, v in m.items() if k.startswith("eval_"))
+            lines.append(f"  seed {m['seed']}: d_loss {m['d_loss']:.3f}  g_loss {m['g_loss']:.3f}  "
+                         f"D(real) {m['d_real']:.3f}  D(fake) {m['d_fake']:.3f}  {evals}")
+        return lines + super().summary_lines(result)[1:]
+
+
+TASK = ToyTask()
+
+
+def train_and_evaluate(cfg: Config, members: Sequence[Member], out: str | pathlib.Path,
+                       options: experiment.RunOptions, extra_config: dict | None = None,
+                       figures: bool = True, **run_options) -> experiment.Result:
+    """Train `members` on the toy dataset `cfg.data`, measure them at every snapshot, draw the figures."""
+    return TASK.train_and_evaluate(cfg, members, out, options, None, extra_config, figures, **run_options)
 
 
 def summary_lines(result: experiment.Result) -> list[str]:
-    """What the console shows at the end: speed, each seed's final losses and metrics, metrics over seeds."""
-    s = result.summary
-    lines = [experiment.throughput_line(s)]
-    for m in s["members"]:
-        evals = "  ".join(f"{k[5:]} {v:.4g}" for k, v in m.items() if k.startswith("eval_"))
-        lines.append(f"  seed {m['seed']}: d_loss {m['d_loss']:.3f}  g_loss {m['g_loss']:.3f}  "
-                     f"D(real) {m['d_real']:.3f}  D(fake) {m['d_fake']:.3f}  {evals}")
-    ceiling = s.get("real_reference", {})
-    lines += [f"  {name[5:]} over seeds: {stats.format_ci(summary)}"
-              + (f"   (real data: {ceiling[name[5:]]:.4g})" if name[5:] in ceiling else "")
-              for name, summary in s["over_seeds"].items()]
-    return lines + [f"run directory: {result.run.path}"]
+    return TASK.summary_lines(result)
