@@ -26,19 +26,24 @@ import pathlib
 import sys
 
 from gan_jax import cli, commands, tasks
-from gan_jax.components import losses, optim, penalties
-from gan_jax.core.validate import validate_hparams
+from gan_jax.core.config import Config
+from gan_jax.core.validate import registry, validate_hparams
 from gan_jax.engine import devices, experiment
 from gan_jax.engine.members import grid, stack_hparams
 from gan_jax.reporting import report
 
 TASK_OF_EXPERIMENT = {"toy_quadratic": "toy", "mnist_gan": "mnist"}  # the older --experiment names
-STATIC = {"batch_size": (cli.positive_int, "batch size"), "loss": (sorted(losses.LOSSES), "loss family"),
-          "optimizer": (sorted(optim.OPTIMIZERS), "optimizer"), "n_disc": (cli.positive_int, "D updates per step"),
-          "n_gen": (cli.positive_int, "G updates per step"),
-          "gradient_penalty": (sorted(penalties.PENALTIES), "gradient penalty"),
-          "pack": (cli.positive_int, "samples per packed D input (PacGAN)"),
-          "spectral_norm": (["true", "false"], "spectral normalization of D")}
+
+
+def static_grid() -> dict[str, tuple]:
+    """{flag dest: (value parser, help)} of every static setting declared sweepable (`Config.settings()`)."""
+    grid = {}
+    for name, spec in Config.settings().items():
+        if spec.sweep:
+            kind = (choice(["true", "false"]) if spec.kind == "bool" else choice(sorted(registry(spec)))
+                    if spec.kind == "choice" else cli.positive_int)
+            grid[spec.flag.replace("-", "_")] = (kind, spec.help)
+    return grid
 
 
 def value_list(kind):
@@ -87,12 +92,13 @@ def parse(argv):
     for name, spec in cli.traced_specs().items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=value_list(cli.traced_value(spec)), default=None,
                             help=f"traced: {spec.help}, comma-separated")
-    for name, (kind, help_text) in STATIC.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=value_list(choice(kind) if isinstance(kind, list)
-                                                                          else kind), default=None,
+    for name, (kind, help_text) in static_grid().items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=value_list(kind), default=None,
                             help=f"static (one group each): {help_text}, comma-separated")
     args = parser.parse_args(own)
     args.task = args.task or TASK_OF_EXPERIMENT.get(args.experiment, "toy")
+    given = [a[2:].split("=")[0].replace("-", "_") for a in own if a.startswith("--")]
+    args.static_order = [k for k in dict.fromkeys(given) if k in static_grid()]  # groups named in the order given
     with cli.exit_on_error(parser):
         tasks.get(args.task)
     if args.seeds == list(range(len(args.seeds))) and args.seed:
@@ -104,7 +110,7 @@ def parse(argv):
 
 def groups(args) -> list[dict]:
     """Every combination of the static lists, as {setting: value}; one group when none is given."""
-    static = {k: getattr(args, k) for k in STATIC if getattr(args, k) is not None}
+    static = {k: getattr(args, k) for k in args.static_order}
     return [dict(zip(static, values)) for values in itertools.product(*static.values())]
 
 
@@ -115,8 +121,8 @@ def traced_lists(args) -> dict[str, list[float]]:
 
 def static_flag(name: str, value) -> list[str]:
     """The experiment's flags for one static grid value."""
-    if name == "spectral_norm":
-        return ["--spectral-norm" if value == "true" else "--no-spectral-norm"]
+    if value in ("true", "false"):  # a bool setting's grid values
+        return [f"--{name.replace('_', '-')}" if value == "true" else f"--no-{name.replace('_', '-')}"]
     return [f"--{name.replace('_', '-')}", str(value)]
 
 

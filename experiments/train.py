@@ -1,5 +1,4 @@
-"""Train GANs on any task, many seeds in one compiled program: built-in tasks, your own images, or a task
-of your own (module:attribute).
+"""Train GANs on any task (built-in, your own images, or your own module:attribute), many seeds at once.
 
     python -m experiments.train --task toy --preset ring8 --seeds 8
     python -m experiments.train --task mnist --preset dcgan --data-dir ../shared/data/mnist-test

@@ -19,10 +19,10 @@ from typing import Any, Iterator
 import jax
 
 from gan_jax import data
-from gan_jax.components import augment, losses, models, optim, penalties
-from gan_jax.core.config import Config, HParams, Traced
+from gan_jax.components import optim, penalties
+from gan_jax.core.config import Config, HParams, Static, Traced
 from gan_jax.core.gan import GAN
-from gan_jax.core.validate import validate
+from gan_jax.core.validate import registry, validate
 from gan_jax.engine import devices, resources, rundir
 from gan_jax.engine.experiment import RunOptions
 from gan_jax.engine.members import ALIASES, check_seeds
@@ -32,12 +32,26 @@ from gan_jax.cli_types import non_negative_int, positive_float, positive_int, tr
 from gan_jax.errors import GanJaxError
 from gan_jax.presets import Preset
 
-# settings whose flag is not named after them: setting -> argparse dest
-FLAG_OF_SETTING = {"generator.hidden": "g_hidden", "discriminator.hidden": "d_hidden",
-                   "discriminator.feature_dim": "feature_dim", "generator.activation": "activation",
-                   "discriminator.spectral_norm": "spectral_norm",
-                   "discriminator.activation": "activation", "standardize": "raw_data",
-                   "progress": "no_progress"}
+# settings of no Config declaration whose flag is not named after them: setting -> argparse dest
+OTHER_FLAGS = {"standardize": "raw_data", "progress": "no_progress"}
+
+
+def static_flags() -> dict[str, list[str]]:
+    """{flag: the settings it sets}, from the declarations (`Config.settings()`): one flag may set several
+    settings (--activation: G's and D's)."""
+    flags: dict[str, list[str]] = {}
+    for name, spec in Config.settings().items():
+        if spec.flag:
+            flags.setdefault(spec.flag, []).append(name)
+    return flags
+
+
+def flag_dest(setting: str) -> str:
+    """The argparse dest of the flag that sets `setting`."""
+    declared = Config.settings().get(setting)
+    if declared is not None and declared.flag:
+        return declared.flag.replace("-", "_")
+    return OTHER_FLAGS.get(setting, setting.replace(".", "_"))
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -49,7 +63,7 @@ class OneLineParser(argparse.ArgumentParser):
 
     def flag(self, setting: str) -> str | None:
         """The flag that sets `setting`, if this parser has one."""
-        dest = FLAG_OF_SETTING.get(setting, setting.replace(".", "_"))
+        dest = flag_dest(setting)
         for action in self._actions:
             if action.dest == dest and action.option_strings:
                 return action.option_strings[-1]
@@ -133,39 +147,56 @@ def add_run_flags(parser: argparse.ArgumentParser, preset: Preset) -> None:
     add("--no-figures", action="store_true", help="write no figures (metrics, summary and checkpoints only)")
 
 
-def augmentations(text: str) -> tuple[str, ...]:
-    """'translation,cutout' -> ('translation', 'cutout'); 'none' -> ()."""
-    names = () if text == "none" else tuple(name.strip() for name in text.split(","))
-    unknown = [n for n in names if n not in augment.AUGMENTATIONS]
-    if unknown or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"must be 'none' or distinct names from {sorted(augment.AUGMENTATIONS)}, "
-                                         f"comma-separated; got {text!r}")
-    return names
+def names_of(choices: dict):
+    """A parser of 'a,b' into distinct names of `choices` ('none': no names)."""
+    def parse(text: str) -> tuple[str, ...]:
+        names = () if text == "none" else tuple(name.strip() for name in text.split(","))
+        if any(n not in choices for n in names) or len(set(names)) != len(names):
+            raise argparse.ArgumentTypeError(f"must be 'none' or distinct names from {sorted(choices)}, "
+                                             f"comma-separated; got {text!r}")
+        return names
+    return parse
+
+
+def flag_arguments(spec: Static, default) -> dict:
+    """argparse keywords for a declared setting's flag: its type (or choices) by kind, and its default."""
+    if spec.kind == "bool":
+        return {"action": argparse.BooleanOptionalAction, "default": default}
+    if spec.kind == "choice":
+        return {"choices": sorted(registry(spec)), "default": default}
+    kinds = {"positive_int": positive_int, "non_negative_int": non_negative_int, "widths": widths, "float": float,
+             "optional_positive_int": non_negative_int, "str": str}
+    parse = names_of(registry(spec)) if spec.kind == "names" else kinds[spec.kind]
+    return {"type": parse, "default": 0 if spec.kind == "optional_positive_int" and default is None else default}
 
 
 def add_static_flags(parser: argparse.ArgumentParser, cfg: Config) -> None:
-    add = parser.add_argument
-    add("--batch-size", type=positive_int, default=cfg.batch_size, help="batch size")
-    add("--g-hidden", type=widths, default=cfg.generator.hidden,
-        help="G's hidden widths (dcgan: the channels of its layers before the output, coarsest first)")
-    add("--d-hidden", type=widths, default=cfg.discriminator.hidden,
-        help="D's hidden widths (dcgan: the channels of its strided convolutions)")
-    add("--loss", choices=sorted(losses.LOSSES), default=cfg.loss, help="loss family")
-    add("--optimizer", choices=sorted(optim.OPTIMIZERS), default=cfg.optimizer, help="optimizer of both networks")
-    add("--gradient-penalty", choices=sorted(penalties.PENALTIES), default=None,
-        help=f"gradient penalty on D, weighted by --gp-weight (default: the preset's, {cfg.gradient_penalty!r}, "
-             "or r1 when --gp-weight is given; a penalty chosen without --gp-weight uses its usual weight, 10)")
-    add("--spectral-norm", action=argparse.BooleanOptionalAction, default=cfg.discriminator.spectral_norm,
-        help="spectral normalization of every layer of D (Miyato et al. 2018)")
-    add("--pack", type=positive_int, default=cfg.pack, help="PacGAN: D judges this many samples at once")
-    add("--precision", choices=sorted(models.PRECISIONS), default=cfg.precision,
-        help="of matmuls and convolutions (bf16: bfloat16, for accelerators); parameters stay float32")
-    add("--augment", type=augmentations, default=cfg.augment,
-        help="DiffAugment of D's images, comma-separated (translation, cutout) or none; applied with probability "
-             "--augment-p (1 when not given)")
-    add("--n-disc", type=positive_int, default=cfg.n_disc, help="D updates per step")
-    add("--n-gen", type=positive_int, default=cfg.n_gen, help="G updates per step")
-    add("--log-every", type=positive_int, default=cfg.log_every, help="log metrics every N steps")
+    """One flag per declared static setting (`Config.settings()`), defaults from `cfg` (the preset's).
+    --gradient-penalty's default is a rule: the preset's, or r1 when --gp-weight is given."""
+    settings = Config.settings()
+    for flag, names in static_flags().items():
+        spec = settings[names[0]]
+        kwargs = flag_arguments(spec, cfg.get(names[0]))
+        help_text = spec.help
+        if names[0] == "gradient_penalty":
+            kwargs["default"] = None
+            help_text += (f" (default: the preset's, {cfg.gradient_penalty!r}, or r1 when --gp-weight is given; a "
+                          "penalty chosen without --gp-weight uses its usual weight, 10)")
+        parser.add_argument(f"--{flag}", help=help_text, **kwargs)
+
+
+def apply_static_flags(cfg: Config, args: argparse.Namespace) -> Config:
+    """`cfg` with every declared setting's flag value (a flag setting several settings sets them all)."""
+    settings = Config.settings()
+    for flag, names in static_flags().items():
+        value = getattr(args, flag.replace("-", "_"))
+        if value is None and names[0] == "gradient_penalty":
+            value = "r1" if args.gp_weight and cfg.gradient_penalty == "none" else cfg.gradient_penalty
+        if settings[names[0]].kind == "optional_positive_int":
+            value = value or None
+        for name in names:
+            cfg = cfg.set(name, value)
+    return cfg
 
 
 def add_traced_flags(parser: argparse.ArgumentParser) -> None:
@@ -213,14 +244,7 @@ def resolve(parser: OneLineParser, args: argparse.Namespace, preset: Preset, cfg
             task: Any = None, data: Any = None) -> Experiment:
     """Apply the shared flags to `cfg` (the preset's config with the experiment's own flags applied),
     validate everything, and pick the run directory (checked, not created)."""
-    penalty = args.gradient_penalty or ("r1" if args.gp_weight and cfg.gradient_penalty == "none"
-                                        else cfg.gradient_penalty)
-    cfg = cfg.replace(batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer, n_disc=args.n_disc,
-                      n_gen=args.n_gen, log_every=args.log_every, gradient_penalty=penalty, pack=args.pack,
-                      augment=args.augment, precision=args.precision,
-                      generator=dataclasses.replace(cfg.generator, hidden=args.g_hidden),
-                      discriminator=dataclasses.replace(cfg.discriminator, hidden=args.d_hidden,
-                                                        spectral_norm=args.spectral_norm))
+    cfg = apply_static_flags(cfg, args)
     hp = hparams_from(args, preset, cfg)
     if args.resume and args.out is None:
         parser.error("--resume needs --out, the run directory to continue")

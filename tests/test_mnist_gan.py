@@ -10,6 +10,7 @@ from gan_jax import presets
 from gan_jax.components.optim import default_hparams
 from gan_jax.core.gan import GAN
 from gan_jax.data import mnist
+from gan_jax.errors import ConfigError
 from gan_jax.engine.sweep import member_keys, stack_hparams, Sweep
 
 
@@ -88,9 +89,8 @@ def test_dcgan_vmapped_members_equal_single_runs_batch_norm_included(preset, opt
 
 
 def test_conditional_gan_needs_a_labelled_sampler():
-    gan = preset_gan("cgan", synthetic_images())  # no labels given to the sampler
-    with pytest.raises(TypeError, match="returning \\(x, labels\\)"):
-        gan.step(gan.init(jax.random.key(0)), default_hparams("adam").as_arrays())
+    with pytest.raises(ConfigError, match="needs \\(x, labels\\) with int labels"):  # refused when built
+        preset_gan("cgan", synthetic_images())  # no labels given to the sampler
 
 
 def test_r3_is_r2_with_label_smoothing_and_dropout():

@@ -119,6 +119,7 @@ class GANLoss(NamedTuple):
     generator: Callable[..., jax.Array]
     relativistic: bool = False
     label_smoothing: bool = True
+    name: str | None = None  # what a run records it as (default: its functions' module and qualname)
 
 
 LOSSES: dict[str, GANLoss] = {

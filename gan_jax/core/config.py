@@ -22,15 +22,46 @@ from flax import struct
 
 
 @dataclasses.dataclass(frozen=True)
+class Static:
+    """The declaration of one static setting: what it means, which values are valid, and its flag.
+
+    `kind` names the valid values: "positive_int", "non_negative_int", "optional_positive_int" (None or > 0;
+    0 on the command line), "widths" (positive ints), "choice" (a key of `choices`), "names" (distinct keys of
+    `choices`), "bool", "float", "str", "shape". `choices` is "module:REGISTRY", a dict whose keys are the valid
+    names (resolved where it is needed, so this module imports nothing of gan_jax). `flag`: the command-line
+    flag (without --); settings declaring one flag are set together by it. `sweep`: experiments.sweep may
+    grid it, one compiled group per value.
+    """
+
+    help: str
+    kind: str = "str"
+    choices: str | None = None
+    flag: str | None = None
+    sweep: bool = False
+
+
+def setting(default: Any, help: str, **declaration: Any) -> Any:
+    """A Config field declared with its `Static` spec: flags, validation and config.json follow from it."""
+    kwargs = {"default_factory": lambda: default} if dataclasses.is_dataclass(default) else {"default": default}
+    return dataclasses.field(metadata={"static": Static(help, **declaration)}, **kwargs)
+
+
+ACTIVATIONS, INITIALIZERS = "gan_jax.components.models:ACTIVATIONS", "gan_jax.components.models:INITIALIZERS"
+
+
+@dataclasses.dataclass(frozen=True)
 class GeneratorConfig:
     """Generator z -> x. Output width is the data's dimension, so it is not set here. For the "dcgan"
     architecture `hidden` lists the channels of the layers before the output, coarsest first."""
 
-    hidden: tuple[int, ...] = (16, 16)
-    activation: str = "leaky_relu"
-    negative_slope: float = 0.2  # TF1's tf.nn.leaky_relu default (PyTorch's is 0.01)
-    output_activation: str = "linear"
-    kernel_init: str = "glorot_uniform"  # TF1's tf.layers.dense default
+    hidden: tuple[int, ...] = setting((16, 16), "G's hidden widths (dcgan: the channels of its layers before the "
+                                      "output, coarsest first)", kind="widths", flag="g-hidden")
+    activation: str = setting("leaky_relu", "hidden activation of both nets", kind="choice", choices=ACTIVATIONS,
+                              flag="activation")
+    negative_slope: float = setting(0.2, "leaky_relu's slope (TF1's default; PyTorch's is 0.01)", kind="float")
+    output_activation: str = setting("linear", "G's output activation", kind="choice", choices=ACTIVATIONS)
+    kernel_init: str = setting("glorot_uniform", "kernel initializer (TF1's tf.layers.dense default)", kind="choice",
+                               choices=INITIALIZERS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,46 +74,99 @@ class DiscriminatorConfig:
     last hidden layer's.
     """
 
-    hidden: tuple[int, ...] = (16, 16)
-    feature_dim: int | None = 2
-    activation: str = "leaky_relu"
-    negative_slope: float = 0.2
-    dropout: float = 0.0
-    kernel_init: str = "glorot_uniform"
-    spectral_norm: bool = False  # every layer's kernel divided by its largest singular value (Miyato 2018)
+    hidden: tuple[int, ...] = setting((16, 16), "D's hidden widths (dcgan: the channels of its strided convolutions)",
+                                      kind="widths", flag="d-hidden")
+    feature_dim: int | None = setting(2, "width of D's linear feature layer; 0: none (features = last hidden layer)",
+                                      kind="optional_positive_int", flag="feature-dim")
+    activation: str = setting("leaky_relu", "hidden activation of both nets", kind="choice", choices=ACTIVATIONS,
+                              flag="activation")
+    negative_slope: float = setting(0.2, "leaky_relu's slope", kind="float")
+    dropout: float = setting(0.0, "dropout rate after each hidden layer of D, in [0, 1)", kind="float")
+    kernel_init: str = setting("glorot_uniform", "kernel initializer", kind="choice", choices=INITIALIZERS)
+    spectral_norm: bool = setting(False, "spectral normalization of every layer of D (Miyato et al. 2018)",
+                                  kind="bool", flag="spectral-norm", sweep=True)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Everything static about a model and its training step. Defaults are reference R1 (the TF1 toy
-    quadratic GAN). How long to train is not here: it is a property of a run (`RunOptions.steps`)."""
+    """Everything static about a model and its training step, each setting declared once (`setting`).
+    Defaults are reference R1 (the TF1 toy quadratic GAN). How long to train is not here: it is a property
+    of a run (`RunOptions.steps`)."""
 
-    data: str = "quadratic"
-    architecture: str = "mlp"  # or "dcgan": transposed-conv G with batch norm, strided-conv D
-    image_shape: tuple[int, ...] | None = None  # (height, width, channels) of image data, for "dcgan"
-    num_classes: int = 0  # > 0: a conditional GAN; the sampler returns (x, labels), G and D see the label
-    standardize: bool = True  # train on zero-mean unit-variance data (R1's tutorial used raw units)
-    latent_dim: int = 2
-    noise: str = "uniform"  # z ~ U(-1, 1)^latent_dim, or "normal"
-    generator: GeneratorConfig = GeneratorConfig()
-    discriminator: DiscriminatorConfig = DiscriminatorConfig()
-    loss: str = "non_saturating"
-    gradient_penalty: str = "none"  # D loss += gp_weight * penalty (gan_jax.components.penalties: r1, r2, r1+r2, wgan_gp)
-    optimizer: str = "rmsprop"
-    batch_size: int = 256
-    n_disc: int = 1  # D updates per step
-    n_gen: int = 1  # G updates per step
-    share_batch: bool = True  # every update of a step uses one (x, z) batch, as R1; else fresh batches
-    log_every: int = 10  # steps per logged window: metrics of its first step, one divergence check at its end
-    pack: int = 1  # PacGAN: D judges `pack` samples at once, concatenated; a batch draws batch_size * pack
-    augment: tuple[str, ...] = ()  # DiffAugment transformations of D's image inputs, each with prob. augment_p
-    precision: str = "fp32"  # of matmuls and convolutions ("bf16": bfloat16); parameters stay float32
+    data: str = setting("quadratic", "the data: a toy dataset's name, or what a task or a custom sampler calls it")
+    architecture: str = setting("mlp", "mlp, or dcgan (transposed-conv G with batch norm, strided-conv D)",
+                                kind="choice", choices="gan_jax.components.models:ARCHITECTURES")
+    image_shape: tuple[int, ...] | None = setting(None, "(height, width, channels) of image data", kind="shape")
+    num_classes: int = setting(0, "> 0: a conditional GAN; the sampler returns (x, labels), G and D see the label",
+                               kind="non_negative_int")
+    standardize: bool = setting(True, "train on zero-mean unit-variance toy data (R1's tutorial used raw units)",
+                                kind="bool")
+    latent_dim: int = setting(2, "z's dimension", kind="positive_int", flag="latent-dim")
+    noise: str = setting("uniform", "z ~ U(-1, 1)^latent_dim (uniform) or N(0, 1) (normal)", kind="choice",
+                         choices="gan_jax.core.config:NOISES", flag="noise")
+    generator: GeneratorConfig = setting(GeneratorConfig(), "the generator", kind="nested")
+    discriminator: DiscriminatorConfig = setting(DiscriminatorConfig(), "the discriminator", kind="nested")
+    loss: str = setting("non_saturating", "loss family", kind="choice", choices="gan_jax.components.losses:LOSSES",
+                        flag="loss", sweep=True)
+    gradient_penalty: str = setting("none", "gradient penalty on D, weighted by gp_weight (r1, r2, r1+r2, wgan_gp)",
+                                    kind="choice", choices="gan_jax.components.penalties:PENALTIES",
+                                    flag="gradient-penalty", sweep=True)
+    optimizer: str = setting("rmsprop", "optimizer of both networks", kind="choice",
+                             choices="gan_jax.components.optim:OPTIMIZERS", flag="optimizer", sweep=True)
+    batch_size: int = setting(256, "batch size", kind="positive_int", flag="batch-size", sweep=True)
+    n_disc: int = setting(1, "D updates per step", kind="positive_int", flag="n-disc", sweep=True)
+    n_gen: int = setting(1, "G updates per step", kind="positive_int", flag="n-gen", sweep=True)
+    share_batch: bool = setting(True, "every update of a step uses one (x, z) batch, as R1; else fresh batches",
+                                kind="bool")
+    log_every: int = setting(10, "steps per logged window: metrics of its first step, one divergence check at its "
+                                 "end", kind="positive_int", flag="log-every")
+    pack: int = setting(1, "PacGAN: D judges this many samples at once; a batch draws batch_size * pack",
+                        kind="positive_int", flag="pack", sweep=True)
+    augment: tuple[str, ...] = setting((), "DiffAugment of D's images, each with probability augment_p",
+                                       kind="names", choices="gan_jax.components.augment:AUGMENTATIONS", flag="augment")
+    precision: str = setting("fp32", "of matmuls and convolutions (bf16: bfloat16, for accelerators); parameters "
+                                     "stay float32", kind="choice", choices="gan_jax.components.models:PRECISIONS",
+                             flag="precision")
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @staticmethod
+    def settings() -> dict[str, Static]:
+        """{dotted name: Static} of every static setting ("generator.hidden"), in declaration order."""
+        return _declared(Config)
+
+    def get(self, name: str) -> Any:
+        """The value of a dotted setting name."""
+        value = self
+        for part in name.split("."):
+            value = getattr(value, part)
+        return value
+
+    def set(self, name: str, value: Any) -> "Config":
+        """A copy with the dotted setting `name` changed."""
+        head, _, rest = name.partition(".")
+        if not rest:
+            return dataclasses.replace(self, **{head: value})
+        sub = getattr(self, head)
+        return dataclasses.replace(self, **{head: Config.set(sub, rest, value)})
+
+
+NOISES = {"uniform": None, "normal": None}  # the latent distributions (GAN.sample_noise)
+
+
+def _declared(cls, prefix: str = "") -> dict[str, Static]:
+    out = {}
+    for f in dataclasses.fields(cls):
+        spec = f.metadata["static"]
+        if spec.kind == "nested":
+            out.update(_declared(type(f.default_factory()), f"{prefix}{f.name}."))
+        else:
+            out[prefix + f.name] = spec
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

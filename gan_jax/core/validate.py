@@ -4,13 +4,14 @@ A bad setting raises `ConfigError` naming it in backticks, with the valid choice
 """
 from __future__ import annotations
 
+import importlib
+import math
+
 import numpy as np
 
-from gan_jax.components import augment, losses, models, optim, penalties
-from gan_jax.core.config import Config, HParams
+from gan_jax.components import losses
+from gan_jax.core.config import Config, HParams, Static
 from gan_jax.errors import ConfigError
-
-NOISES = ("uniform", "normal")
 
 
 def need(ok: bool, setting: str, message: str) -> None:
@@ -18,40 +19,55 @@ def need(ok: bool, setting: str, message: str) -> None:
         raise ConfigError(f"`{setting}`: {message}")
 
 
-def _known(value, registry, setting: str, what: str) -> None:
-    need(value in registry, setting, f"unknown {what} {value!r}; choose one of {sorted(registry)}")
+def registry(spec: Static) -> dict:
+    """The dict a declaration's `choices` ("module:NAME") names."""
+    module, _, name = spec.choices.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _is_int(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+# kind -> (is the value valid?, what a valid value is): the checks every declared setting gets
+KINDS = {
+    "positive_int": (lambda v, s: _is_int(v, 1), "must be a positive integer"),
+    "non_negative_int": (lambda v, s: _is_int(v, 0), "must be an integer >= 0"),
+    "optional_positive_int": (lambda v, s: v is None or _is_int(v, 1), "must be None or a positive integer"),
+    "widths": (lambda v, s: isinstance(v, tuple) and bool(v) and all(_is_int(w, 1) for w in v),
+               "widths must be positive integers"),
+    "bool": (lambda v, s: isinstance(v, bool), "must be True or False"),
+    "float": (lambda v, s: isinstance(v, (int, float)) and math.isfinite(v), "must be a finite number"),
+    "str": (lambda v, s: isinstance(v, str) and bool(v), "must be a non-empty string"),
+    "shape": (lambda v, s: v is None or (isinstance(v, tuple) and all(_is_int(d, 1) for d in v)),
+              "must be None or positive integers (height, width, channels)"),
+    "choice": (lambda v, s: v in registry(s), "unknown value"),
+    "names": (lambda v, s: isinstance(v, tuple) and all(n in registry(s) for n in v) and len(set(v)) == len(v),
+              "must be distinct names"),
+}
+
+
+def check_setting(name: str, spec: Static, value) -> None:
+    """One declared setting's value against its kind (and registry): ConfigError naming it otherwise."""
+    valid, says = KINDS[spec.kind]
+    if valid(value, spec):
+        return
+    if spec.kind == "choice":
+        what = name.split(".")[-1].replace("_", " ")
+        raise ConfigError(f"`{name}`: unknown {what} {value!r}; choose one of {sorted(registry(spec))}")
+    options = f" from {sorted(registry(spec))}" if spec.choices else ""
+    raise ConfigError(f"`{name}`: {says}{options}, got {value!r}")
 
 
 def validate(cfg: Config, hp: HParams | None = None, gan=None) -> None:
-    """Raise ConfigError naming the first bad setting of `cfg` (and of `hp`, one value or member-stacked)."""
-    need(isinstance(cfg.data, str) and bool(cfg.data), "data", f"must name the data, got {cfg.data!r}")
-    _known(cfg.loss, losses.LOSSES, "loss", "loss")
-    _known(cfg.optimizer, optim.OPTIMIZERS, "optimizer", "optimizer")
-    _known(cfg.architecture, models.ARCHITECTURES, "architecture", "architecture")
-    _known(cfg.gradient_penalty, penalties.PENALTIES, "gradient_penalty", "gradient penalty")
-    _known(cfg.noise, NOISES, "noise", "noise")
-    _known(cfg.precision, models.PRECISIONS, "precision", "precision")
-    need(isinstance(cfg.num_classes, int) and cfg.num_classes >= 0, "num_classes",
-         f"must be an integer >= 0, got {cfg.num_classes!r}")
-    for name in ("latent_dim", "batch_size", "n_disc", "n_gen", "log_every", "pack"):
-        value = getattr(cfg, name)
-        need(isinstance(value, int) and value > 0, name, f"must be a positive integer, got {value!r}")
-    for net in ("generator", "discriminator"):
-        sub = getattr(cfg, net)
-        need(all(isinstance(w, int) and w > 0 for w in sub.hidden), f"{net}.hidden",
-             f"widths must be positive integers, got {sub.hidden!r}")
-        _known(sub.activation, models.ACTIVATIONS, f"{net}.activation", "activation")
-        _known(sub.kernel_init, models.INITIALIZERS, f"{net}.kernel_init", "initializer")
-    _known(cfg.generator.output_activation, models.ACTIVATIONS, "generator.output_activation", "activation")
+    """Raise ConfigError naming the first bad setting of `cfg` (and of `hp`, one value or member-stacked):
+    each setting against its declaration (`Config.settings()`), then what relates settings."""
+    for name, spec in Config.settings().items():
+        check_setting(name, spec, cfg.get(name))
     need(0.0 <= cfg.discriminator.dropout < 1.0, "discriminator.dropout",
          f"must be in [0, 1), got {cfg.discriminator.dropout}")
-    need(isinstance(cfg.discriminator.spectral_norm, bool), "discriminator.spectral_norm",
-         f"must be True or False, got {cfg.discriminator.spectral_norm!r}")
     need(cfg.pack == 1 or not cfg.num_classes, "pack",
          "packing is for unconditional GANs; use pack 1 with num_classes > 0")
-    for name in cfg.augment:
-        _known(name, augment.AUGMENTATIONS, "augment", "augmentation")
-    need(len(set(cfg.augment)) == len(cfg.augment), "augment", f"lists an augmentation twice: {cfg.augment}")
     need(not cfg.augment or (cfg.image_shape is not None and len(cfg.image_shape) == 3), "augment",
          "augmentations transform images: set image_shape (height, width, channels), or use none")
     if cfg.architecture == "dcgan":

@@ -37,6 +37,12 @@ def _flat_config(config: dict, prefix: str = "") -> dict:
     return out
 
 
+def _piece(flat_config: dict, role: str) -> str:
+    """'name (sha256 0123456789ab)' of a piece in a flattened config; a library piece has no hash."""
+    name, digest = flat_config.get(f"pieces.{role}.name"), flat_config.get(f"pieces.{role}.sha256")
+    return f"{name} (sha256 {digest[:12]})" if digest else str(name)
+
+
 def _is_key(leaf) -> bool:
     return jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
@@ -115,8 +121,7 @@ class Checkpointer:
         differ = [k for k in sorted(old.keys() | new.keys()) if k not in self.may_change and old.get(k) != new.get(k)]
         piece = next((k.split(".")[1] for k in differ if k.startswith("pieces.")), None)
         if piece is not None:
-            there, now = (f"{c.get(f'pieces.{piece}.name')} (sha256 {str(c.get(f'pieces.{piece}.sha256'))[:12]})"
-                          for c in (old, new))
+            there, now = (_piece(c, piece) for c in (old, new))
             raise CheckpointError(f"`resume`: the run's {piece} was {there} and is now {now}; resume with the "
                                   f"pieces it ran with, or train a new run in another `out`")
         if differ:

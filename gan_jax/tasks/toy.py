@@ -7,15 +7,13 @@ so a member's numbers depend on its own seed and hyperparameters only.
 """
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 from typing import Sequence
 
 import jax
 import numpy as np
 
-from gan_jax import cli_types, data, presets
-from gan_jax.components import models
+from gan_jax import data, presets
 from gan_jax.core.config import Config, HParams
 from gan_jax.core.gan import GAN, TrainState
 from gan_jax.core.streams import stream_key
@@ -120,20 +118,12 @@ class ToyTask(base.Task):
         add = parser.add_argument
         add("--data", choices=sorted(data.TOY_DATASETS), default=cfg.data, help="toy dataset")
         add("--raw-data", action="store_true", help="train on the tutorial's raw units instead of standardized data")
-        add("--feature-dim", type=cli_types.non_negative_int, default=cfg.discriminator.feature_dim or 0,
-            help="width of D's linear feature layer; 0: none (features = last hidden layer)")
-        add("--activation", choices=sorted(models.ACTIVATIONS), default=cfg.generator.activation,
-            help="hidden activation of both nets")
-        add("--latent-dim", type=cli_types.positive_int, default=cfg.latent_dim, help="z's dimension")
         add("--full", action="store_true", help=f"the tutorial's {presets.R1_FULL_STEPS:,} iterations")
 
     def configure(self, cfg: Config, args, data_) -> Config:
         if args.full:
             args.steps = presets.R1_FULL_STEPS
-        return cfg.replace(data=args.data, standardize=not args.raw_data, latent_dim=args.latent_dim,
-                           generator=dataclasses.replace(cfg.generator, activation=args.activation),
-                           discriminator=dataclasses.replace(cfg.discriminator, feature_dim=args.feature_dim or None,
-                                                             activation=args.activation))
+        return cfg.replace(data=args.data, standardize=not args.raw_data)
 
     def make_gan(self, cfg: Config, data_=None) -> GAN:
         return GAN.from_config(cfg)

@@ -1,0 +1,102 @@
+"""Tasks through the generic entry point: your own images (an .npz and a folder of PNGs of the same
+32x32x3 images train a DCGAN and score the same), a task defined outside the package trained and searched
+by its own metric, one line for bad task input."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_main
+from gan_jax.metrics import images as image_metrics
+from gan_jax.tasks import images as images_task
+
+SHORT = ["--seeds", "2", "--steps", "10", "--log-every", "10", "--snapshot-every", "10", "--no-progress",
+         "--no-figures", "--batch-size", "16"]
+
+
+def quadrant_images(n_per_class=15, size=32):
+    """Colour images whose class (0-3) is which quadrant is bright, grouped by class."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 40, (4 * n_per_class, size, size, 3)).astype(np.uint8)
+    labels = np.repeat(np.arange(4), n_per_class)
+    half = size // 2
+    for i, c in enumerate(labels):
+        r, k = divmod(int(c), 2)
+        images[i, r * half:(r + 1) * half, k * half:(k + 1) * half] += 180
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    images, labels = quadrant_images()
+    np.savez(root / "quadrants.npz", images=images, labels=labels)
+    for i, (image, label) in enumerate(zip(images, labels)):  # the same images, in the same (sorted) order
+        (root / "pngs" / f"class{label}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(root / "pngs" / f"class{label}" / f"{i:03d}.png")
+    return root
+
+
+def test_an_npz_and_a_png_folder_of_32x32x3_images_train_a_dcgan_and_score_the_same(image_files, tmp_path):
+    runs = {}
+    for name, data in (("npz", image_files / "quadrants.npz"), ("png", image_files / "pngs")):
+        ran = run_main("experiments.train", "--task", "images", "--data", data, *SHORT, "--out", tmp_path / name)
+        assert ran.returncode == 0, ran.stderr
+        assert "randomly initialised network" in ran.stdout and "experiments.train_classifier --data" in ran.stdout
+        runs[name] = json.loads((tmp_path / name / "summary.json").read_text())
+    config = json.loads((tmp_path / "npz" / "config.json").read_text())["config"]
+    assert config["image_shape"] == [32, 32, 3] and config["architecture"] == "dcgan"
+    assert config["generator"]["hidden"] == [128, 64, 32]  # three upsamplings: 4x4 -> 32x32
+    npz, png = runs["npz"], runs["png"]
+    assert {"frechet_distance", "kid", "precision", "recall", "density", "coverage"} <= set(npz["real_reference"])
+    assert npz["provenance"]["features_seed"] == image_metrics.RANDOM_FEATURES_SEED
+    assert npz["real_reference"]["frechet_distance"] < npz["over_seeds"]["eval_frechet_distance"]["mean"]
+    assert npz["over_seeds"] == png["over_seeds"]  # the same images score the same, file or folder
+    samples = np.load(tmp_path / "npz" / "samples.npz")["samples"]
+    assert samples.shape == (2, 12, 32 * 32 * 3) and samples.dtype == np.uint8  # one per reference image
+
+
+def test_a_trained_classifier_beside_the_data_is_used(image_files, tmp_path):
+    data = images_task.load(image_files / "quadrants.npz")
+    assert data.classifier is None and data.num_classes == 4 and len(data.reference) == 12
+    params = image_metrics.init_params(__import__("jax").random.key(0), data.shape, 4)
+    path = image_metrics.classifier_path(image_files / "quadrants.npz")
+    image_metrics.save_classifier(params, path, data.shape, 0.5, 12, data.sha256)
+    try:
+        found = images_task.load(image_files / "quadrants.npz")
+        assert found.classifier == path
+        assert images_task.feature_networks(found)[2:] == ("classifier", None)
+    finally:
+        path.unlink()
+        image_metrics.sidecar_path(path).unlink()
+
+
+def test_bad_task_input_is_one_line(image_files, tmp_path):
+    for args, says in [(["--task", "images"], "--data: give an .npz"),
+                       (["--task", "images", "--data", tmp_path / "none.npz"], "none.npz"),
+                       (["--task", "images", "--data", tmp_path, "--preset", "cgan"], "holds no .png files"),
+                       (["--task", "nope"], "unknown task 'nope'")]:
+        ran = run_main("experiments.train", *args, *SHORT, "--out", tmp_path / "run")
+        assert ran.returncode == 2 and len(ran.stderr.strip().splitlines()) == 1 and says in ran.stderr, ran.stderr
+    np.savez(tmp_path / "plain.npz", images=quadrant_images()[0])
+    ran = run_main("experiments.train", "--task", "images", "--data", tmp_path / "plain.npz", "--preset", "cgan",
+                   *SHORT, "--out", tmp_path / "run")
+    assert ran.returncode == 2 and "is conditional" in ran.stderr and "has no labels" in ran.stderr
+
+
+def test_a_task_of_your_own_trains_and_is_searched_by_its_own_metric(tmp_path):
+    """experiments/custom_task.py: its data, a metric with its direction, an update rule."""
+    assert len((__import__("conftest").REPO / "experiments" / "custom_task.py").read_text().splitlines()) <= 80
+    task = ["--task", "experiments.custom_task:TASK"]
+    ran = run_main("experiments.train", *task, *SHORT, "--out", tmp_path / "train")
+    assert ran.returncode == 0, ran.stderr
+    assert "bar_share over seeds" in ran.stdout
+    config = json.loads((tmp_path / "train" / "config.json").read_text())
+    assert config["task"] == "bars" and config["metrics"] == {"bar_share": "max"}
+    assert config["pieces"]["update_rule"]["name"] == "experiments.custom_task:g_first"
+    tuned = run_main("experiments.tune", *task, "--metric", "bar_share", "--population", "2", "--ready", "10",
+                     "--out", tmp_path / "tune", "--", *SHORT[2:])
+    assert tuned.returncode == 0, tuned.stderr
+    summary = json.loads((tmp_path / "tune" / "summary.json").read_text())
+    assert summary["population"]["options"]["metric"] == "bar_share" and len(summary["members"]) == 2
