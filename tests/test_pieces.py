@@ -75,6 +75,8 @@ def test_a_custom_run_records_its_own_pieces_and_refuses_a_resume_with_another(t
 
     options = gj.RunOptions(20, snapshot_every=10, checkpoint_every=10, progress=False)
     gj.run(swiss_roll_gan(), members, tmp_path / "roll", options, evaluate=gj.evaluator(z, spread))
+    samples = np.load(tmp_path / "roll" / "samples.npz")  # a library run writes them too: the evaluation's z
+    assert samples["samples"].shape == (2, 64, 2) and samples["samples"].dtype == np.float32
     config = json.loads((tmp_path / "roll" / "config.json").read_text())
     ran = config["pieces"]
     assert ran["sampler"]["name"] == "test_pieces:swiss_roll" and ran["penalty"]["name"] == "test_pieces:drift"

@@ -13,13 +13,14 @@ import dataclasses
 import math
 import pathlib
 import time
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 import jax
 import numpy as np
 
 from gan_jax.core import pieces
 from gan_jax.core.config import HParams
+from gan_jax.core.streams import stream_key
 from gan_jax.core.gan import GAN, TrainState
 from gan_jax.core.validate import validate
 from gan_jax.engine import checkpoint, preemption, rundir
@@ -132,6 +133,7 @@ def evaluator(z: jax.Array, metric_fn: Callable[..., dict[str, Any]], labels: ja
         return sweep.evaluate(state, z, metric_fn, labels)
 
     evaluate.metric_piece = pieces.describe(metric_fn)  # what `recorded_pieces` records
+    evaluate.latents = (z, labels)  # what samples.npz is drawn from, so it reproduces the final metrics
     return evaluate
 
 
@@ -157,10 +159,29 @@ def summarize(log: MetricLog, times: dict, sweep: Sweep, steps: int, diverged_at
                          for m in members if m["diverged_at"] is not None]}
 
 
+class Samples(NamedTuple):
+    """What samples.npz holds: every member's G(z) (with `labels`, for a conditional GAN), stored as `encode`
+    makes them (e.g. uint8 pixels)."""
+
+    z: jax.Array
+    labels: jax.Array | None = None
+    encode: Callable[[np.ndarray], np.ndarray] = lambda x: np.asarray(x, np.float32)
+
+
+DEFAULT_SAMPLES = 1000  # samples.npz's count per member when neither the evaluation nor the caller sets one
+
+
+def default_samples(gan: GAN, evaluate: Evaluate | None) -> Samples:
+    """The evaluation's own latents when `evaluate` came from `evaluator` (so samples.npz reproduces the
+    final metrics), else DEFAULT_SAMPLES from the evaluation stream; float32."""
+    latents = getattr(evaluate, "latents", None)
+    return Samples(*(latents or gan.sample_latent(stream_key("evaluation"), DEFAULT_SAMPLES)))
+
+
 def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: RunOptions,
         evaluate: Evaluate | None = None, on_snapshot: OnSnapshot | None = None,
         extra_config: dict | None = None, controller: Controller | None = None,
-        initial_state: TrainState | None = None) -> Result:
+        initial_state: TrainState | None = None, samples: Samples | None = None) -> Result:
     """Train `members` ((seed, HParams) pairs) of `gan` for `options.steps` steps and write the run
     directory `out`. Before training and every `options.snapshot_every` steps, `on_snapshot(sweep, state)`
     sees the state (figures) and `evaluate(sweep, state) -> {metric: [members]}` measures it: each value
@@ -170,7 +191,9 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     both. `initial_state` (member-stacked, e.g. the survivors of a successive-halving rung) replaces the
     members' fresh state; training goes on from its step. Raises a GanJaxError, with nothing written, for
     anything that cannot run. A SIGTERM or SIGINT ends the run after its current chunk, with a checkpoint
-    (when checkpointing) and the summary so far; the Result says so (`preempted`)."""
+    (when checkpointing) and the summary so far; the Result says so (`preempted`). Every run ends by writing
+    samples.npz (`samples`; default: the latents of an `evaluator`'s evaluation, else 1,000 from the evaluation
+    stream, as float32)."""
     t0 = time.perf_counter()
     out = pathlib.Path(out)
     if not members:
@@ -257,8 +280,10 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     writer.write_json("summary.json", summary)
     steps, history, quantiles = log.history()
     eval_steps, evals, eval_stats = log.evaluations()
-    return Result(state, sweep, writer, steps, history, log.members, quantiles, summary, eval_steps, evals,
-                  eval_stats, hp, preempted)
+    result = Result(state, sweep, writer, steps, history, log.members, quantiles, summary, eval_steps, evals,
+                    eval_stats, hp, preempted)
+    write_samples(result, *(samples or default_samples(gan, evaluate)))
+    return result
 
 
 def _checkpoints(out: pathlib.Path, options: RunOptions, sweep: Sweep, state: tuple, config: dict):

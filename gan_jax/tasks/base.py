@@ -110,12 +110,12 @@ class Task:
         if evaluation is not None:
             extra.update(real_reference=evaluation.ceiling, provenance=evaluation.provenance,
                          metrics={m.name: m.mode for m in evaluation.metrics})
+        samples = experiment.Samples(*self.sample_latents(gan, data), self.encode(gan.cfg))
         result = experiment.run(gan, members, out, options, evaluate=evaluation and evaluation.evaluate,
-                                on_snapshot=snapshots, extra_config=extra, **run_options)
+                                on_snapshot=snapshots, extra_config=extra, samples=samples, **run_options)
         if result.run.primary and evaluation is not None:
             result.summary.update(real_reference=evaluation.ceiling, provenance=evaluation.provenance)
             result.run.write_json("summary.json", result.summary)
-        experiment.write_samples(result, *self.sample_latents(gan, data), encode=self.encode(gan.cfg))
         if figures:
             self.write_figures(result, gan, snapshots, members)
         return result
