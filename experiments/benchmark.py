@@ -17,7 +17,7 @@ GPU suite: R1 at 1,024 / 8,192 / 65,536 members, R2 at 64 / 512 / 4,096, DCGAN a
 compile time, peak device memory, state bytes per member, and each model's largest member count that fits
 (from XLA's memory analysis); fp32 against bf16 matmuls; naive JAX and PyTorch eager (on the GPU) for the
 ratios; and the goals (R2 64 seeds x 300,000 steps under 5 minutes, R1 1,024 seeds x 100,000 steps under 2
-minutes, R1 >= 1,000x PyTorch eager) from the measured rates. The JSON's schema is in the README.
+minutes, R1 >= 1,000x PyTorch eager) from the measured rates. The JSON's schema is in docs/clusters.md.
 """
 from __future__ import annotations
 

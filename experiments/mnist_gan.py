@@ -5,7 +5,7 @@
     python -m experiments.mnist_gan --preset dcgan --data-dir ../shared/data/mnist-test --seeds 2
     python -m experiments.mnist_gan --preset cgan --data-dir ../shared/data/mnist-test
 
-Presets (gan_jax.presets, described in --help's choices and the README): r2, r3, r4, dcgan, cgan, cdcgan.
+Presets (gan_jax.presets, described in --help's choices and docs/experiments.md): r2, r3, r4, dcgan, cgan, cdcgan.
 Without --data-dir, tensorflow-datasets provides the data. Figures (in <run>/figures): D and G losses of
 every member, the first seed's samples every --snapshot-every steps as a 4x4 grid (R4) and an 8x8 grid
 (a conditional preset: 10 x 8, one row per digit), an animated GIF, every member's final grid, and the

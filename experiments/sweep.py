@@ -143,7 +143,7 @@ def prepare(parser, args, rest, out: pathlib.Path) -> list:
         exp = commands.parse(rest + flags + gp_on + ["--seeds", "1", "--out", str(out / group_name(group))],
                              "sweep", args.task)
         with cli.exit_on_error(parser, flags_of=exp.parser):
-            cli.check_fits(exp.cfg, n_members)  # before a single member is built
+            cli.check_fits(exp.cfg, n_members, exp.task, exp.data)  # before a single member is built
             members = grid(args.seeds, exp.hparams, **traced)
             validate_hparams(exp.cfg, stack_hparams([m.hparams for m in members]))
         prepared.append((group, exp, members))

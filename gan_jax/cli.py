@@ -263,15 +263,18 @@ def resolve(parser: OneLineParser, args: argparse.Namespace, preset: Preset, cfg
         check_seeds(seeds)
         rundir.check_target(out, args.overwrite, args.resume)
         devices.initialize_distributed(args.coordinator, args.num_processes, args.process_id)  # before JAX starts
-        check_fits(cfg, len(seeds))  # before a single member is built
+        check_fits(cfg, len(seeds), task, data)  # before a single member is built
     return Experiment(cfg, hp, seeds, out, options, args, parser, task, data, name)
 
 
-def check_fits(cfg: Config, n_members: int) -> None:
-    """Refuse (ResourceError) members whose state cannot fit, before a single member is built: the GAN's
-    shapes alone, without its data."""
-    dim = math.prod(cfg.image_shape) if cfg.image_shape else data.dimension(cfg.data)
-    gan = GAN.from_config(cfg, lambda key, n: jax.random.normal(key, (n, dim)), data_dim=dim)  # shapes only
+def check_fits(cfg: Config, n_members: int, task: Any = None, data_: Any = None) -> None:
+    """Refuse (ResourceError) members whose state cannot fit, before a single member is built: from the
+    GAN's shapes (the task's GAN when a task is given: a custom task's data may be any shape)."""
+    if task is not None:
+        gan = task.make_gan(cfg, data_)
+    else:
+        dim = math.prod(cfg.image_shape) if cfg.image_shape else data.dimension(cfg.data)
+        gan = GAN.from_config(cfg, lambda key, n: jax.random.normal(key, (n, dim)), data_dim=dim)  # shapes only
     resources.check_state(Sweep(gan, 1).state_bytes_per_member(), n_members, jax.devices())
 
 

@@ -51,7 +51,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("ring8", "ring8's recipe that covers all 8 modes: 128x3 relu MLPs, Adam 1e-4 (0.5, 0.9), R1 penalty "
                     "0.1, G average 0.999", _RING8,
            default_hparams("adam", 1e-4, beta1=0.5, beta2=0.9, gp_weight=0.1, ema_decay=0.999), 40_000, 5_000, "toy"),
-    # What PBT found (experiments.tune, 8 members x 10,000 steps; README, Population search): its best member
+    # What PBT found (experiments.tune, 8 members x 10,000 steps; docs/sweeps_and_search.md): its best member
     # kept the values it was drawn with, a discriminator 3.5x slower than G and a penalty of 8.8
     Preset("ring8_pbt", "ring8's model with PBT's best member: Adam lr_g 2.6e-4, lr_d 7.4e-5 (0.5, 0.9), R1 "
                         "penalty 8.8, G average 0.999", _RING8,
@@ -106,7 +106,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                        batch_size=128), _ADAM, 5_000, 500, "mnist"),
     Preset("dcgan", "half-width DCGAN (G dense 7x7x64, transposed convs 32, 1, batch norm; D convs 32, 64), "
                     "Adam 2e-4 (0.5, 0.999), batch 64", _DCGAN, _DCGAN_HP, 3_000, 500, "mnist"),
-    # r2's model; Adam b1 0.5, because with r2's b1 0.9 every seed collapsed to one class (README, Results)
+    # r2's model; Adam b1 0.5, because with r2's b1 0.9 every seed collapsed to one class (docs/results.md)
     Preset("cgan", "conditional r2: the digit's one-hot code concatenated to G's noise and D's input; Adam b1 0.5",
            _R2.replace(num_classes=10), _ADAM.replace(beta1=0.5), 5_000, 500, "mnist"),
     Preset("cdcgan", "conditional dcgan: the code concatenated to z, and to D's input as 10 constant channels",

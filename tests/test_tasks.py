@@ -100,3 +100,24 @@ def test_a_task_of_your_own_trains_and_is_searched_by_its_own_metric(tmp_path):
     assert tuned.returncode == 0, tuned.stderr
     summary = json.loads((tmp_path / "tune" / "summary.json").read_text())
     assert summary["population"]["options"]["metric"] == "bar_share" and len(summary["members"]) == 2
+
+
+def test_a_flat_data_task_of_your_own_with_its_own_data_name(tmp_path, monkeypatch):
+    """A task whose data is neither a toy dataset nor images: sized from the task's own GAN."""
+    import gan_jax as gj
+    from gan_jax import tasks
+
+    class Roll(gj.Task):
+        name, presets, metrics = "roll_test", ("r1",), ()
+
+        def configure(self, cfg, args, data):
+            return cfg.replace(data="roll")
+
+        def make_gan(self, cfg, data):
+            roll = lambda key, n: __import__("jax").random.normal(key, (n, 3))  # noqa: E731
+            return gj.GAN.from_config(cfg, gj.named(roll, "roll"), 3)
+
+    monkeypatch.setitem(tasks._REGISTERED, "roll_test", Roll())
+    ran = run_main("experiments.train", "--task", "roll_test", *SHORT, "--out", tmp_path / "run")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["pieces"]["sampler"]["name"] == "roll"
