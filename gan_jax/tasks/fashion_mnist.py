@@ -1,9 +1,11 @@
 """Fashion-MNIST (Xiao et al. 2017): 28x28 grey images of 10 kinds of clothing, from IDX files (Debian's
 `dataset-fashion-mnist` installs them offline under DEFAULT_DATA_DIR), measured in the features of a
-classifier trained on its 60,000-image training split and shipped with gan_jax.
+classifier shipped with gan_jax, trained on the training split (48,000 of its 60,000 images; every 5th
+held out: 92.3% correct there, 91.9% on the test split).
 
 The GAN trains on the training split; every 5th test image (2,000) is the metrics' real reference, and
-2,000 training images against it are the ceiling. With only the test split present, it trains on the other
+2,000 training images against it are the ceiling (most of them seen by the classifier in its training: a
+small bias of the ceiling, none of the members' numbers). With only the test split present, it trains on the other
 8,000 test images, as the MNIST task does.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ import pathlib
 
 from gan_jax.data import images as image_data, mnist
 from gan_jax.errors import DataError
+from gan_jax.metrics import images as image_metrics
 from gan_jax.tasks import images as images_task
 
 DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist"
@@ -30,6 +33,9 @@ def load(data_dir=DEFAULT_DATA_DIR, evaluate: bool = True) -> images_task.Images
         if "not found" not in str(e):
             raise
         train, reference = images_task.split(test)
+    if evaluate and len(reference) <= image_metrics.MIN_IMAGES:
+        raise DataError(f"`data_dir`: {data_dir}'s test split holds {len(test.images)} images, too few for a "
+                        f"reference of more than {image_metrics.MIN_IMAGES}; give the full split, or --no-eval")
     as_channels = lambda x: x[..., None] if x.ndim == 3 else x  # noqa: E731
     train = mnist.ImageData(as_channels(train.images), train.labels)
     digest = image_data.data_sha256(train)
