@@ -8,12 +8,16 @@ population-based training (--method pbt) or successive halving (--method sh).
 
 The population is --population seeds (from --seed); each starts from the experiment's hyperparameters with
 the explored ones drawn from their search ranges (--init sample, the default) or as given (--init fixed).
-PBT writes one run directory (the experiment's contract) plus population.jsonl (every exploit and explore:
-step, member, source, old and new hyperparameters, the metric values that decided it), summary.json's
-`population` (each member's schedule, the best member's lineage) and figures/population.png; it resumes
-exactly with --resume after `--` (checkpoint with --checkpoint-every). SH writes <out>/rung<k>/ per rung
-(each re-laid out on the devices, one compile each), population.jsonl with each rung's decision, and
-summary.json. Flags after `--` go to the experiment.
+PBT writes one run directory (the experiment's contract) plus population.jsonl (a "decision" row per ranking:
+the values, copies, ties, whether it could rank anyone; a "copy" row per exploit and explore: step, member,
+source, old and new hyperparameters, the metric values that decided it), summary.json's `population` (the
+decisions' counts, `ranked` and a `note` when no decision could rank the members or the final values tie,
+each member's schedule, the best member's lineage; `over_seeds` pools the whole population, by design and
+said so) and figures/population.png; it resumes exactly with --resume after `--` (checkpoint with
+--checkpoint-every). SH writes <out>/rung<k>/ per rung (each re-laid out on the devices, one compile
+each), population.jsonl with each rung's decision, and summary.json. --bounds must lie inside each
+hyperparameter's valid range (beta1's is [0, 1): beta1=0:0.999, not 0:1). Flags after `--` go to the
+experiment.
 """
 from __future__ import annotations
 
@@ -87,6 +91,9 @@ def main(argv=None):
     parser, args, rest = parse(argv)
     with cli.exit_on_error(parser):
         task = tasks.get(args.task)
+    declared = [m.name for m in task.metrics]
+    if declared and args.metric not in declared and args.mode is None:
+        parser.error(f"--metric: {args.task} declares no metric {args.metric!r}; its metrics are {declared}")
     exp = commands.parse(rest + ["--seeds", "1", "--out", str(args.out)], "tune", task)
     seeds = range(args.seed, args.seed + args.population)
     with cli.exit_on_error(parser, flags_of=exp.parser):
@@ -110,14 +117,13 @@ def run_pbt(exp, members, options: population.PBTOptions) -> None:
     exp.out.mkdir(parents=True, exist_ok=True)
     result = commands.run(exp, members, controller=controller)
     if result.run.primary:
+        result.summary.update(population.pooled_statistics(result.summary))  # pooled by design, and said so
         result.summary["population"] = population.pbt_summary(controller, result)
         result.run.write_json("summary.json", result.summary)
         best = result.summary["population"]["best_member"]
         population.plot_pbt(controller, best, result.summary["steps"], result.run.figures / "population.png")
         print("\n".join(exp.task.summary_lines(result)))
-        m = result.summary["members"][best]
-        print(f"PBT: {len(controller.records)} copies; best member {best} (seed {m['seed']}): {options.metric} "
-              f"{m['eval_' + options.metric]:.4g} with " + ", ".join(f"{k} {m[k]:.4g}" for k in options.explore))
+        print(population.pbt_line(result.summary["population"], result.summary["members"]))
     cli.exit_if_preempted(result, "experiments.tune", sys.argv[1:])
 
 

@@ -79,19 +79,21 @@ def test_pbt_without_copies_is_the_plain_sweep_bitwise(tmp_path):
     plain, _ = run(tmp_path, "plain", None)
     pbt, controller = run(tmp_path, "pbt0", 0.0)
     chex.assert_trees_all_equal(jax.device_get(pbt.state), jax.device_get(plain.state))
-    assert controller.records == [] and (tmp_path / "pbt0.jsonl").read_text() == ""
+    assert controller.records == controller.decisions == [] and (tmp_path / "pbt0.jsonl").read_text() == ""
     assert json.dumps(pbt.summary["members"]) == json.dumps(plain.summary["members"])  # nan == nan as text
 
 
 def test_pbt_resumed_run_equals_uninterrupted_decisions_included(tmp_path):
     whole, controller = run(tmp_path, "whole", 0.25)
     assert len(controller.records) == 2 * 2  # at steps 20 and 40, two of eight copy
+    assert [(d["step"], d["copies"], d["ties"]) for d in controller.decisions] == [(20, 2, 0), (40, 2, 0)]
     part, _ = run(tmp_path, "part", 0.25, steps=40, checkpoint_every=20)
-    resumed, _ = run(tmp_path, "part", 0.25, steps=60, checkpoint_every=20, resume=True)
+    resumed, again = run(tmp_path, "part", 0.25, steps=60, checkpoint_every=20, resume=True)
     chex.assert_trees_all_equal(jax.device_get(resumed.state), jax.device_get(whole.state))
     assert (tmp_path / "part.jsonl").read_text() == (tmp_path / "whole.jsonl").read_text()
     assert json.dumps(resumed.summary["members"]) == json.dumps(whole.summary["members"])
     np.testing.assert_array_equal(resumed.hparams.lr_g, whole.hparams.lr_g)  # explored values came back too
+    assert population.pbt_summary(again, resumed) == population.pbt_summary(controller, whole)  # decisions too
 
 
 SCRIPT = textwrap.dedent("""
@@ -179,9 +181,13 @@ def test_tune_cli_pbt_and_sh_write_their_records(tmp_path):
     pbt = run_main("experiments.tune", "--method", "pbt", "--metric", "kid", "--population", "4", "--ready", "20",
                    "--out", tmp_path / "pbt", *toy_args, "--steps", "40")
     assert pbt.returncode == 0, pbt.stderr
-    rows = [json.loads(line) for line in (tmp_path / "pbt" / "population.jsonl").read_text().splitlines()]
+    logged = [json.loads(line) for line in (tmp_path / "pbt" / "population.jsonl").read_text().splitlines()]
+    rows = [r for r in logged if r["kind"] == "copy"]
     assert len(rows) == 1 and all(r["step"] == 20 and r["value"] > r["source_value"] for r in rows)  # kid: lower wins
+    assert [(r["step"], r["kind"], r["copies"], r["ties"], r["ranked"]) for r in logged[:1]] == \
+        [(20, "decision", 1, 0, True)] and len(logged) == 2  # the decision, then its copy
     summary = json.loads((tmp_path / "pbt" / "summary.json").read_text())["population"]
+    assert summary["ranked"] and summary["best_member"] is not None and "note" not in summary
     copied = {r["member"]: r for r in rows}
     for member, schedule in enumerate(summary["schedules"]):
         assert len(schedule) == (2 if member in copied else 1)

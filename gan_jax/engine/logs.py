@@ -8,7 +8,9 @@ On disk, under `<run>/metrics/` (numpy-native, compressed, appendable: one file 
 
 `load(run_dir)` reads them back as whole arrays; `rows(run_dir)` as one dict per (step, member).
 `metrics.jsonl` (one JSON object per logged step per member, with seed and hyperparameters) is also
-written for runs of at most JSONL_MAX_MEMBERS members.
+written for runs of at most JSONL_MAX_MEMBERS members, and TensorBoard's event files under
+`<run>/tensorboard/` for every run (`gan_jax.reporting.tensorboard`: each member's curves and HPARAMS session
+in runs of at most 64 members, quantiles over members at any size, sample grids).
 
 In memory (`MetricLog`): the whole curves of at most SAMPLED_MEMBERS members spread over the population,
 quantiles over all members per logged step, mean and 95% CI over all members per evaluation, and each
@@ -24,9 +26,11 @@ import numpy as np
 
 from gan_jax.engine.rundir import to_json
 from gan_jax.metrics import stats
+from gan_jax.reporting.tensorboard import TensorBoard
 
 JSONL_MAX_MEMBERS = 64
 SAMPLED_MEMBERS = 64
+IMAGE_MEMBERS = 8  # members whose sample grids TensorBoard shows, spread over the population
 QUANTILES = {"min": 0, "q05": 5, "q25": 25, "median": 50, "q75": 75, "q95": 95, "max": 100}
 
 
@@ -37,13 +41,14 @@ def sampled_members(n_members: int, k: int | None = None) -> np.ndarray:
 
 
 class MetricLog:
-    """Writes a run's metrics (`train`, `evaluation`) and keeps what figures and the summary need.
-    `directory` None (every process but the first of a multi-host run) writes nothing. With
-    `resume_step`, files from that step on are dropped and the earlier ones are read back into memory,
-    so a resumed run's figures and summary cover the whole run."""
+    """Writes a run's metrics (`train`, `evaluation`; sample grids with `images`) and keeps what figures and
+    the summary need; `close` at the end. `directory` (`<run>/metrics`) None (every process but the first of
+    a multi-host run) writes nothing. With `resume_step`, files from that step on are dropped and the earlier
+    ones are read back into memory, so a resumed run's figures and summary cover the whole run. `tensorboard`
+    False writes no `<run>/tensorboard/`."""
 
     def __init__(self, directory: pathlib.Path | None, seeds: Sequence[int], hparams: list[dict],
-                 resume_step: int | None = None, jsonl: bool | None = None):
+                 resume_step: int | None = None, jsonl: bool | None = None, tensorboard: bool = True):
         self.seeds, self.hparams, self.directory = list(seeds), hparams, directory
         self.members = sampled_members(len(self.seeds))
         self.jsonl = len(self.seeds) <= JSONL_MAX_MEMBERS if jsonl is None else jsonl
@@ -54,8 +59,12 @@ class MetricLog:
         self.eval_sampled: dict[str, list[np.ndarray]] = {}  # eval_<metric> -> [sampled members] per evaluation
         self.eval_stats: dict[str, list[dict]] = {}  # eval_<metric> -> mean_ci95 over members per evaluation
         self.latest: dict[str, np.ndarray] = {}  # metric -> [members], the latest logged value of each
+        self.tensorboard: TensorBoard | None = None
         if directory is not None:
             self._prepare(directory, resume_step)
+            if tensorboard:
+                self.tensorboard = TensorBoard(directory.parent / "tensorboard", self.seeds, hparams,
+                                               resume_step=resume_step)
 
     # -- disk -------------------------------------------------------------------------------------------
     @property
@@ -99,6 +108,8 @@ class MetricLog:
         steps = np.asarray(metrics["step"][0])
         values = {k: np.asarray(v, np.float32) for k, v in metrics.items() if k != "step"}
         self._write(f"train_{int(steps[0]):09d}.npz", {"step": steps, **values}, self._train_rows(steps, values))
+        if self.tensorboard:
+            self.tensorboard.train(steps, values, self.hparams)
         self._keep_train({"step": steps, **values})
 
     def _train_rows(self, steps, values) -> Iterator[dict]:
@@ -121,11 +132,28 @@ class MetricLog:
 
     def evaluation(self, step: int, values: dict[str, np.ndarray]) -> None:
         """Every member's evaluation at `step`: {metric: [members]}, recorded as eval_<metric>."""
-        values = {f"eval_{k}": np.asarray(v, np.float32) for k, v in values.items()}
+        values = {k: np.asarray(v, np.float32) for k, v in values.items()}
+        if self.tensorboard:
+            self.tensorboard.evaluation(step, values, self.hparams)
+        values = {f"eval_{k}": v for k, v in values.items()}
         rows = ({"step": step, "member": i, "seed": int(seed), **self.hparams[i],
                  **{k: float(v[i]) for k, v in values.items()}} for i, seed in enumerate(self.seeds))
         self._write(f"eval_{step:09d}.npz", {"step": np.asarray(step), **values}, rows)
         self._keep_evaluation(step, values)
+
+    def images(self, step: int, tag: str, images: np.ndarray) -> None:
+        """Every member's sample grid at `step`, member-stacked ([members, n, h, w] or [members, n, h, w, c],
+        uint8 or floats in [0, 1]): TensorBoard shows those of IMAGE_MEMBERS members spread over the population."""
+        if self.tensorboard:
+            images = np.asarray(images)
+            for member in sampled_members(len(self.seeds), IMAGE_MEMBERS):
+                self.tensorboard.images(step, tag, images[member], member)
+
+    def close(self) -> None:
+        """End the run's files (TensorBoard's); nothing is written after."""
+        if self.tensorboard:
+            self.tensorboard.close()
+            self.tensorboard = None
 
     def _keep_evaluation(self, step: int, values: dict[str, np.ndarray]) -> None:
         self.eval_steps.append(step)

@@ -29,21 +29,70 @@ def real_data(real: np.ndarray, path: pathlib.Path, title: str = "real data") ->
     return _save(fig, path)
 
 
+def setting_label(setting: dict) -> str:
+    """'lr 0.0001, beta1 0.5': a setting's values (both learning rates as one `lr` when equal)."""
+    setting = dict(setting)
+    if "lr_g" in setting and "lr_d" in setting and setting["lr_g"] == setting["lr_d"]:
+        setting = {"lr": setting.pop("lr_g"), **{k: v for k, v in setting.items() if k != "lr_d"}}
+    return ", ".join(f"{k} {v:.3g}" for k, v in setting.items())
+
+
+def setting_groups(summary: dict, shown: Sequence[int] | None = None) -> list[dict]:
+    """The groups a figure averages over, from summary.json's `by_setting`: [{"label", "rows", "n",
+    "pooled"}], `rows` indexing the members whose curves are given (`shown`: their member indices, e.g.
+    `Result.history_members`; default all), `n` the group's size. One group when every member shares a
+    setting; a PBT population is one group, `pooled`."""
+    position = {int(m): j for j, m in enumerate(range(summary["n_members"]) if shown is None else shown)}
+    groups = summary.get("by_setting") or [{"setting": {}, "members": list(range(summary["n_members"]))}]
+    return [{"label": "PBT population" if g.get("pooled") else setting_label(g["setting"]),
+             "rows": [position[m] for m in g["members"] if m in position], "n": len(g["members"]),
+             "pooled": bool(g.get("pooled"))} for g in groups]
+
+
+def averaged(n: int, shown: int, group: dict | None, what: str = "mean") -> str:
+    """A legend's words for what a line averages: 'mean over 4 seeds, lr 0.0001'; 'members' where the
+    members are not known to share a setting (no `group`) or are a pooled population."""
+    unit = "seeds" if group is not None and not group["pooled"] else "members"
+    of = f"{shown} of {n}" if shown != n else f"{n}"
+    label = group["label"] if group is not None else ""
+    return f"{what} over {of} {unit}" + (f", {label}" if label else "")
+
+
 def loss_curves(steps: np.ndarray, d_loss: np.ndarray, g_loss: np.ndarray, path: pathlib.Path,
-                seeds: Sequence[int], medians: tuple[np.ndarray, np.ndarray] | None = None) -> pathlib.Path:
+                seeds: Sequence[int], medians: tuple[np.ndarray, np.ndarray] | None = None,
+                groups: list[dict] | None = None) -> pathlib.Path:
     """D and G loss against step, one thin line per member given (with its seed) plus the median over
     members: `medians` (D's, G's) when given (over a whole population whose curves were sampled), else
-    over the members given."""
+    over the members given. With `groups` of several settings (`setting_groups`), each setting's members
+    in a colour of their own and each setting's median over its members given, labelled with the setting;
+    `medians` (pooled over settings) is then not drawn."""
     fig, axes = subplots(1, 2, figsize=(11, 4), sharex=True)
-    medians = medians or (np.nanmedian(d_loss, axis=0), np.nanmedian(g_loss, axis=0))
-    for ax, losses, median, name in ((axes[0], d_loss, medians[0], "discriminator"),
-                                     (axes[1], g_loss, medians[1], "generator")):
-        for member, seed in enumerate(seeds):
-            ax.plot(steps, losses[member], lw=0.6, alpha=0.6, label=f"seed {seed}" if len(seeds) <= 8 else None)
-        ax.plot(steps, median, c="k", lw=1.4, label="median")
+    several = groups is not None and len(groups) > 1
+    for ax, losses, k, name in ((axes[0], d_loss, 0, "discriminator"), (axes[1], g_loss, 1, "generator")):
+        if several:
+            for g, color in zip(groups, _colors(len(groups))):
+                if not g["rows"]:
+                    continue
+                ax.plot(steps, losses[g["rows"]].T, c=color, lw=0.5, alpha=0.4)
+                with np.errstate(all="ignore"):
+                    median = np.nanmedian(losses[g["rows"]], axis=0)
+                ax.plot(steps, median, c=color, lw=1.6, label=averaged(g["n"], len(g["rows"]), g, "median"))
+        else:
+            median = medians[k] if medians else np.nanmedian(losses, axis=0)
+            n = groups[0]["n"] if groups else (len(seeds) if not medians else None)
+            for member, seed in enumerate(seeds):
+                ax.plot(steps, losses[member], lw=0.6, alpha=0.6, label=f"seed {seed}" if len(seeds) <= 8 else None)
+            label = "median" if n is None else averaged(n, n, groups[0] if groups else None, "median")
+            ax.plot(steps, median, c="k", lw=1.4, label=label)
         ax.set(title=f"{name} loss", xlabel="step", ylabel="loss")
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, ncol=2 if not several else 1)
     return _save(fig, path)
+
+
+def _colors(n: int) -> list:
+    from matplotlib import colormaps
+
+    return [colormaps["tab10"](i % 10) for i in range(n)]
 
 
 def _scatter_real_fake(ax, real: np.ndarray, fake: np.ndarray, title: str, lims=None):
@@ -118,20 +167,36 @@ def feature_space(before: dict[str, np.ndarray], after: dict[str, np.ndarray], p
 
 
 def metric_bands(steps: np.ndarray, metrics: dict[str, np.ndarray], path: pathlib.Path,
-                 over_members: dict[str, list[dict]] | None = None) -> pathlib.Path:
-    """Each metric against step: mean over seeds with its 95% confidence band (`over_members`: per step,
-    mean_ci95 over a whole population whose values were sampled; else over the members given), and each
-    member given faintly."""
+                 over_members: dict[str, list[dict]] | None = None, groups: list[dict] | None = None) -> pathlib.Path:
+    """Each metric against step: mean with its 95% confidence band (`over_members`: per step, mean_ci95
+    over a whole population whose values were sampled; else over the members given), and each member given
+    faintly. The legend says what the mean is over: "mean over 4 seeds" when `groups` (`setting_groups`)
+    says the members share one setting, "members" when not told. With `groups` of several settings, one
+    mean and band per setting, each over its own members given ("mean over 4 seeds, lr 0.0001"), never one
+    over two settings (`over_members`, pooled, is then not drawn)."""
     from gan_jax.metrics.stats import mean_ci95
 
     fig, axes = subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    several = groups is not None and len(groups) > 1
     for ax, (name, values) in zip(axes.flat, metrics.items()):
-        summaries = (over_members or {}).get(name) or [mean_ci95(values[:, t]) for t in range(values.shape[1])]
-        mean = np.array([s["mean"] for s in summaries])
-        half = np.nan_to_num(np.array([s["ci95"] for s in summaries]))
-        ax.plot(steps, values.T, c="grey", lw=0.5, alpha=0.4)
-        ax.plot(steps, mean, c="tab:blue", lw=1.6, label=f"mean over {summaries[-1]['n']} seeds")
-        ax.fill_between(steps, mean - half, mean + half, color="tab:blue", alpha=0.25, label="95% CI")
+        if several:
+            bands = [(g, [mean_ci95(values[g["rows"], t]) for t in range(values.shape[1])], color)
+                     for g, color in zip(groups, _colors(len(groups))) if g["rows"]]
+        else:
+            pooled = (over_members or {}).get(name)
+            summaries = pooled or [mean_ci95(values[:, t]) for t in range(values.shape[1])]
+            group = groups[0] if groups else None
+            bands = [(group, summaries, "tab:blue")]
+        for group, summaries, color in bands:
+            rows = group["rows"] if several else slice(None)
+            mean = np.array([s["mean"] for s in summaries])
+            half = np.nan_to_num(np.array([s["ci95"] for s in summaries]))
+            n = summaries[-1]["n"]
+            total = group["n"] if group is not None and several else n
+            ax.plot(steps, values[rows].T, c="grey" if not several else color, lw=0.5, alpha=0.4)
+            ax.plot(steps, mean, c=color, lw=1.6, label=averaged(total, n, group))
+            ax.fill_between(steps, mean - half, mean + half, color=color, alpha=0.2,
+                            label="95% CI" if not several else None)
         ax.set(title=name, xlabel="step")
         ax.legend(fontsize=7)
     return _save(fig, path)

@@ -14,15 +14,20 @@ from gan_jax.reporting.plotting import subplots
 
 
 def setting_rows(group: dict, result, varied: list[str]) -> list[dict]:
-    """One row per (static group, traced setting): its members and their final metrics over seeds."""
-    keys = [k for k in HParams.specs() if k in varied or any(k in ALIASES.get(v, ()) for v in varied)]
+    """One row per (static group, traced setting): its members and their final metrics over seeds. A
+    setting is every traced hyperparameter swept (`varied`, aliases resolved) or differing between the
+    group's members, so no row pools two settings, whatever `varied` names."""
+    members = result.summary["members"]
+    keys = [k for k in HParams.specs() if k in varied or any(k in ALIASES.get(v, ()) for v in varied)
+            or len({float(np.float32(m[k])) for m in members}) > 1]
     by_setting: dict[tuple, list[dict]] = {}
-    for m in result.summary["members"]:
-        by_setting.setdefault(tuple(m[k] for k in keys), []).append(m)
+    for m in members:
+        by_setting.setdefault(tuple(float(np.float32(m[k])) for k in keys), []).append(m)
     metrics = [k for k in result.summary["members"][0] if k.startswith("eval_")] + ["d_loss", "g_loss"]
     rows = []
     for values, members in by_setting.items():
-        rows.append({"group": group, "setting": dict(zip(keys, values)), "members": [m["member"] for m in members],
+        rows.append({"group": group, "setting": {k: members[0][k] for k in keys},
+                     "members": [m["member"] for m in members],
                      "seeds": len(members), "diverged": sum(m["diverged_at"] is not None for m in members),
                      "metrics": {k: stats.mean_ci95([m[k] for m in members]) for k in metrics}})
     return rows
@@ -36,7 +41,8 @@ def _label(row: dict) -> str:
 def markdown(rows: list[dict], reference: dict | None) -> str:
     metrics = list(rows[0]["metrics"])
     head = ["setting", "seeds", "diverged"] + [m.removeprefix("eval_") for m in metrics]
-    lines = ["# Sweep report", "", "Final values, mean +- 95% CI over seeds (Student's t).", "",
+    lines = ["# Sweep report", "", "Final values of each setting, mean +- 95% CI over its seeds (Student's t; the "
+             "seeds column counts them); no row pools two settings.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [f"{row['metrics'][m]['mean']:.4g} +- {row['metrics'][m]['ci95']:.2g}" for m in metrics]
@@ -59,7 +65,7 @@ def loss_facets(rows: list[dict], results: dict, path: pathlib.Path) -> pathlib.
         for m in (m for m in row["members"] if m in sampled):
             ax.plot(result.steps, result.history["d_loss"][sampled[m]], c="tab:blue", lw=0.6, alpha=0.6)
             ax.plot(result.steps, result.history["g_loss"][sampled[m]], c="tab:orange", lw=0.6, alpha=0.6)
-        ax.set_title(_label(row), fontsize=8)
+        ax.set_title(f"{_label(row)}: {row['seeds']} seeds", fontsize=8)
         ax.set_xlabel("step")
     axes.flat[0].legend(["D loss", "G loss"], fontsize=7)
     for ax in list(axes.flat)[len(rows):]:
@@ -92,7 +98,7 @@ def metric_vs_hparam(rows: list[dict], path: pathlib.Path) -> pathlib.Path | Non
                 ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
             if HParams.specs()[h].log_scale:
                 ax.set_xscale("log")
-            ax.set(xlabel=h, ylabel=metric.removeprefix("eval_"))
+            ax.set(xlabel=h, ylabel=f"{metric.removeprefix('eval_')}, mean over seeds")
         axes[0, j].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
