@@ -33,11 +33,15 @@ _EXPORTS = {
     "use_cpu_cores_as_devices": "gan_jax.engine.devices:use_cpu_cores_as_devices",
     # tasks, presets, metrics
     "Task": "gan_jax.tasks.base:Task", "Evaluation": "gan_jax.tasks.base:Evaluation",
+    "Scorer": "gan_jax.tasks.base:Scorer",
     "named": "gan_jax.core.pieces:named", "image_sampler": "gan_jax.data.mnist:image_sampler", "Metric": "gan_jax.metrics.metric:Metric", "tasks": "gan_jax.tasks",
     "presets": "gan_jax.presets", "metrics": "gan_jax.metrics",
+    # after the run
+    "load": "gan_jax.runs:load", "Run": "gan_jax.runs:Run",
     # search and reporting
     "PBT": "gan_jax.search.population:PBT", "PBTOptions": "gan_jax.search.population:PBTOptions",
     "successive_halving": "gan_jax.search.population:successive_halving",
+    "pooled_statistics": "gan_jax.search.population:pooled_statistics",
     "plotting": "gan_jax.reporting.plotting", "report": "gan_jax.reporting.report",
     # errors
     "GanJaxError": "gan_jax.errors:GanJaxError", "ConfigError": "gan_jax.errors:ConfigError",

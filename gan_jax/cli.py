@@ -133,8 +133,9 @@ def add_run_flags(parser: argparse.ArgumentParser, preset: Preset) -> None:
     add("--out", type=pathlib.Path, default=None, help="run directory (default: runs/<experiment>-<date>-<time>)")
     add("--overwrite", action="store_true", help="allow writing into a non-empty --out directory")
     add("--checkpoint-every", type=non_negative_int, default=0,
-        help="save the whole state (orbax) every N steps and at the end, in <out>/checkpoints; 0: never. Set it "
-             "for cluster runs: on SIGTERM or SIGINT the run finishes its chunk, checkpoints and can --resume")
+        help="save the whole state (orbax) every N steps, in <out>/checkpoints; 0: only where the run ends (every "
+             "run keeps its final state, to load, sample or continue). On SIGTERM or SIGINT the run finishes its "
+             "chunk, checkpoints and can --resume")
     add("--keep", type=positive_int, default=3, help="checkpoints to keep (the latest K)")
     add("--resume", action="store_true",
         help="continue the run in --out from its latest complete checkpoint (same config; --steps may grow)")

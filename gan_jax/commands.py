@@ -59,7 +59,8 @@ def run(exp: cli.Experiment, members=None, **run_options):
     experiment.run (a population search's controller, an initial state)."""
     members = members or grid(exp.seeds, exp.hparams)
     return exp.task.train_and_evaluate(exp.cfg, members, exp.out, exp.options, exp.data,
-                                       {"experiment": exp.name, "preset": exp.args.preset},
+                                       {"experiment": exp.name, "preset": exp.args.preset,
+                                        "task_ref": getattr(exp.args, "task", None) or exp.task.name},
                                        figures=not exp.args.no_figures, **run_options)
 
 

@@ -104,8 +104,15 @@ def check_pbt(ns: dict) -> None:
     assert copy["step"] == 100 and copy["source_value"] < copy["value"]
 
 
+def check_after_the_run(ns: dict) -> None:
+    run = ns["run"]
+    assert run.step == 60 and run.seeds == [0, 1, 0, 1] and ns["np"].array_equal(ns["samples"], ns["stored"])
+    assert ns["samples"].shape == (2500, 2)
+
+
 # what each page's blocks are said to do: page -> {block index: check}
 CHECKS = {
+    "after_the_run.md": {0: check_after_the_run},
     "library.md": {0: check_library, 1: check_library_task, 2: check_library_schedule, 3: check_library_model},
     "extending.md": {0: check_circle, 1: check_metric, 2: check_loss, 3: check_rule},
     "experiments.md": {0: check_images},

@@ -44,6 +44,7 @@ LSGAN = gj.GANLoss(lambda real, fake, real_label: jnp.mean((real - 0.5) ** 2) + 
     (lambda k, n: jnp.asarray(np.random.default_rng().normal(size=(n, 2)), jnp.float32), "the same batch for two"),
     (lambda k, n: (jax.random.normal(k, (n, 2)), jnp.zeros(n, jnp.int32)), "returns a tuple, but the GAN is unc"),
     (lambda k, n: jnp.ones((n, 2)) @ jnp.ones((3, 2)), "calling sampler(key, 8) failed: TypeError"),
+    (lambda k, n: jax.random.normal(k, (n, 2)) / 0, "returns non-finite values"),
 ])
 def test_each_sampler_mistake_is_one_line(sampler, says):
     with pytest.raises(gj.ConfigError) as e:
@@ -155,3 +156,13 @@ def test_users_name_their_own_random_streams():
     assert streams.stream_id("my_metric") >= streams.USER_STREAMS > max(streams.STREAMS.values())
     with pytest.raises(ValueError):
         streams.stream_key("")
+
+
+def test_run_checks_a_sampler_replaced_by_hand_and_runs_shorter_than_a_logged_window(tmp_path):
+    gan = gj.GAN.from_config(CFG.replace(log_every=100))
+    wide = dataclasses.replace(gan, sample_data=lambda k, n: jax.random.normal(k, (n, 3)))
+    with pytest.raises(gj.ConfigError, match="width 3 but the GAN's data_dim is 2"):
+        gj.run(wide, gj.grid(range(1)), tmp_path / "wide", gj.RunOptions(10, progress=False))
+    assert not (tmp_path / "wide").exists()
+    result = gj.run(gan, gj.grid(range(1)), tmp_path / "short", gj.RunOptions(10, progress=False))
+    assert result.summary["steps"] == 10  # 10 steps of a 100-step logging window: one short chunk

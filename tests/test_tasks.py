@@ -98,6 +98,8 @@ def test_a_task_of_your_own_trains_and_is_searched_by_its_own_metric(tmp_path):
     tuned = run_main("experiments.tune", *task, "--metric", "bar_share", "--population", "2", "--ready", "10",
                      "--out", tmp_path / "tune", "--", *SHORT[2:])
     assert tuned.returncode == 0, tuned.stderr
+    typo = run_main("experiments.tune", *task, "--metric", "bar", "--out", tmp_path / "typo", "--", *SHORT[2:])
+    assert typo.returncode == 2 and "declares no metric 'bar'; its metrics are ['bar_share']" in typo.stderr
     summary = json.loads((tmp_path / "tune" / "summary.json").read_text())
     assert summary["population"]["options"]["metric"] == "bar_share" and len(summary["members"]) == 2
 

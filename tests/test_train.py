@@ -409,7 +409,7 @@ def test_standing_stats_are_the_sampling_generators_own():
     cfg = Config(architecture="dcgan", image_shape=(28, 28, 1), latent_dim=8, noise="normal",
                  generator=GeneratorConfig(hidden=(8, 4), activation="relu", output_activation="tanh"),
                  discriminator=DiscriminatorConfig(hidden=(4, 8), feature_dim=None))
-    gan = GAN.from_config(cfg, lambda key, n: jnp.zeros((n, 784)), data_dim=784)
+    gan = GAN.from_config(cfg, lambda key, n: jax.random.normal(key, (n, 784)), data_dim=784)  # never sampled
     state = gan.init(jax.random.key(0))
     g_ema = jax.tree.map(lambda p: 3 * p, state.g_params)  # another network than the one the averages came from
     wrong = jax.tree.map(lambda a: a + 2.0, state.g_stats)  # averages far from g_ema's activations

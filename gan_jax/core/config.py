@@ -135,6 +135,22 @@ class Config:
         return dataclasses.asdict(self)
 
     @staticmethod
+    def from_dict(values: dict) -> "Config":
+        """The Config that `to_dict` (and config.json) wrote: nested configs rebuilt, lists back to tuples."""
+        def build(cls, values):
+            kwargs = {}
+            for f in dataclasses.fields(cls):
+                if f.name in values:
+                    value, kind = values[f.name], f.metadata["static"].kind
+                    if kind == "nested":
+                        value = build(type(f.default_factory()), value)
+                    elif isinstance(value, list):
+                        value = tuple(value)
+                    kwargs[f.name] = value
+            return cls(**kwargs)
+        return build(Config, values)
+
+    @staticmethod
     def settings() -> dict[str, Static]:
         """{dotted name: Static} of every static setting ("generator.hidden"), in declaration order."""
         return _declared(Config)

@@ -122,35 +122,43 @@ class GAN:
             raise ConfigError(f"`sampler`: calling sampler(key, {n}) failed: {type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''}") from e
         x, labels = (shapes if self.cfg.num_classes and isinstance(shapes, tuple) else (shapes, None))
-        check_batch(x, labels, n, data_dim, self.cfg.num_classes)
+        check_batch(x, labels, n, data_dim or self.output_dim(), self.cfg.num_classes)
         first, second = jax.jit(sample)(jax.random.key(1)), jax.jit(sample)(jax.random.key(2))
+        if not all(np.isfinite(np.asarray(a, np.float64)).all() for a in jax.tree.leaves(first)):
+            raise ConfigError("`sampler`: returns non-finite values (nan or inf); every sample must be finite")
         if all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second))):
             raise ConfigError("`sampler`: returns the same batch for two different keys; draw with jax.random from "
                               "the key it is given (numpy's or Python's random generator runs once, when the step "
                               "is traced, so every step would see one batch)")
 
+    def output_dim(self) -> int:
+        """The width of G's flat samples: what the sampler's samples must match."""
+        z, labels = self.sample_latent(jax.random.key(0), 1)
+        out = jax.eval_shape(lambda k: self.generate(self.init(k).g_params, z, labels, self.init(k).g_stats),
+                             jax.random.key(0))
+        return int(out.shape[-1])
+
     def pieces(self) -> dict[str, dict]:
         """What ran, as config.json records it: a library piece by the config's name for it, a custom one
         by name and the sha256 of its code (`gan_jax.core.pieces`)."""
-        cfg = self.cfg
-        rules = {rule: name for name, rule in updates.RULES.items()}
-        library = {"loss": (self.loss is losses.LOSSES.get(cfg.loss), cfg.loss),
-                   "penalty": (self.penalty is penalties.PENALTIES[cfg.gradient_penalty].fn, cfg.gradient_penalty),
-                   "update_rule": (self.update_rule in rules, rules.get(self.update_rule))}
+        def registered(piece, registry: dict) -> str | None:  # a library piece's registry name
+            return next((name for name, entry in registry.items() if entry is piece), None)
+
+        names = {"loss": registered(self.loss, losses.LOSSES),
+                 "penalty": registered(self.penalty, {k: v.fn for k, v in penalties.PENALTIES.items()}),
+                 "update_rule": registered(self.update_rule, updates.RULES)}
         given = {"loss": self.loss, "penalty": self.penalty, "update_rule": self.update_rule,
                  "sampler": self.sample_data, "generator": self.generator, "discriminator": self.discriminator}
-        out = {}
-        for role, piece in given.items():
-            is_library, name = library.get(role, (False, None))
-            out[role] = {"name": name} if is_library else pieces.describe(piece)
-        return out
+        return {role: {"name": names[role]} if names.get(role) else pieces.describe(piece)
+                for role, piece in given.items()}
 
     def recorded_config(self) -> dict:
         """`cfg` as config.json records it: a setting whose piece was replaced names the piece that ran."""
         recorded, ran = self.cfg.to_dict(), self.pieces()
-        for setting, role in (("loss", "loss"), ("gradient_penalty", "penalty"), ("data", "sampler")):
-            if "sha256" in ran[role]:  # custom
-                recorded[setting] = ran[role]["name"]
+        for setting, role in (("loss", "loss"), ("gradient_penalty", "penalty")):
+            recorded[setting] = ran[role]["name"]  # the config's own name, unless another piece ran
+        if "sha256" in ran["sampler"]:
+            recorded["data"] = ran["sampler"]["name"]
         if "sha256" in ran["sampler"]:
             recorded["standardize"] = None  # the library's toy data only: a custom sampler's scale is its own
         return recorded

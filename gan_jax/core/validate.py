@@ -34,7 +34,7 @@ KINDS = {
     "positive_int": (lambda v, s: _is_int(v, 1), "must be a positive integer"),
     "non_negative_int": (lambda v, s: _is_int(v, 0), "must be an integer >= 0"),
     "optional_positive_int": (lambda v, s: v is None or _is_int(v, 1), "must be None or a positive integer"),
-    "widths": (lambda v, s: isinstance(v, tuple) and bool(v) and all(_is_int(w, 1) for w in v),
+    "widths": (lambda v, s: isinstance(v, tuple) and all(_is_int(w, 1) for w in v),
                "widths must be positive integers"),
     "bool": (lambda v, s: isinstance(v, bool), "must be True or False"),
     "float": (lambda v, s: isinstance(v, (int, float)) and math.isfinite(v), "must be a finite number"),

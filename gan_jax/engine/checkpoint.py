@@ -104,6 +104,10 @@ class Checkpointer:
                 self._readable[step] = False
         return self._readable[step]
 
+    def saved_config(self, step: int) -> dict:
+        """The config stored with checkpoint `step`."""
+        return self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+
     def restore(self, like, step: int | None = None) -> tuple:
         """(state, step) of checkpoint `step` (default: `latest_step()`), with the structure, shapes,
         dtypes and shardings of `like` (e.g. a fresh `Sweep.init` state; only its metadata is used)."""
@@ -113,7 +117,7 @@ class Checkpointer:
                                   "run without `resume`, or point `out` at the run to resume")
         where = f"checkpoint {step} in {self.directory}"
         try:
-            saved = self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+            saved = self.saved_config(step)
             meta = self._manager.item_metadata(step)["state"]
         except Exception as e:
             raise CheckpointError(f"{where} cannot be read: {type(e).__name__}: {e}") from e

@@ -33,7 +33,7 @@ from gan_jax.errors import CheckpointError, ConfigError
 from gan_jax.metrics import stats
 
 Evaluate = Callable[[Sweep, TrainState], dict[str, jax.Array]]  # every member's metrics: {name: [members]}
-OnSnapshot = Callable[[Sweep, TrainState], None]
+OnSnapshot = Callable[[Sweep, TrainState], Any]  # may return {tag: member-stacked images} for TensorBoard
 
 
 class Controller(Protocol):
@@ -54,7 +54,8 @@ class RunOptions:
 
     steps: int
     snapshot_every: int | None = None  # evaluate and snapshot every N steps (and at 0 and the end); None: 0, end
-    checkpoint_every: int = 0  # save the whole state every N steps and at the end; 0: never
+    checkpoint_every: int = 0  # save the whole state every N steps; 0: only the final (or preempted) state
+    final_checkpoint: bool = True  # save the state where the run ends, so it can be loaded, sampled, continued
     keep: int = 3  # checkpoints kept (the latest)
     resume: bool = False  # continue from the latest complete checkpoint in <out>/checkpoints
     overwrite: bool = False  # allow writing into a non-empty run directory
@@ -125,7 +126,8 @@ class Result:
         return [m["seed"] for m in self.summary["members"]]
 
 
-def evaluator(z: jax.Array, metric_fn: Callable[..., dict[str, Any]], labels: jax.Array | None = None) -> Evaluate:
+def evaluator(z: jax.Array, metric_fn: Callable[..., dict[str, Any]], labels: jax.Array | None = None,
+              metrics: Sequence = ()) -> Evaluate:
     """`evaluate` for `run`: `metric_fn(samples) -> {name: scalar}` (with `labels`, `metric_fn(samples,
     labels)`) of each member's samples G(z) from its generator average. Draw z from
     `streams.stream_key("evaluation")`, so every member is measured on the same latents in every run."""
@@ -134,6 +136,7 @@ def evaluator(z: jax.Array, metric_fn: Callable[..., dict[str, Any]], labels: ja
 
     evaluate.metric_piece = pieces.describe(metric_fn)  # what `recorded_pieces` records
     evaluate.latents = (z, labels)  # what samples.npz is drawn from, so it reproduces the final metrics
+    evaluate.modes = {m.name: m.mode for m in metrics}  # config.json's `metrics`: which way each is better
     return evaluate
 
 
@@ -147,16 +150,38 @@ def recorded_pieces(gan: GAN, evaluate: Evaluate | None) -> dict:
     return ran
 
 
-def summarize(log: MetricLog, times: dict, sweep: Sweep, steps: int, diverged_at: np.ndarray) -> dict:
-    """summary.json: run times, each member's final values, each evaluation's mean +- 95% CI over members."""
+def summarize(log: MetricLog, times: dict, sweep: Sweep, steps: int, diverged_at: np.ndarray,
+              initial_hparams: list[dict] | None = None) -> dict:
+    """summary.json: run times, each member's final values, and each evaluation's mean +- 95% CI over the
+    seeds of one setting, never over two. Members are grouped by the traced hyperparameters that differ
+    between them, as each member started (`initial_hparams`; default `log.hparams`, which a schedule scales
+    alike for every member, so its groups are the same): `by_setting` lists every group ({"setting": the
+    differing values, "members", "seeds", "over_seeds"}); `over_seeds` is the one group's statistics when
+    all members share a setting, else empty, with `over_seeds_note` saying why. `diverged` lists the
+    flagged members with the step and the reason (`gan_jax.core.loop.flag`: "diverged" or "stuck")."""
+    from gan_jax.core.loop import flag
+
+    flags = [flag(v) for v in diverged_at]
     members = [{"member": i, "seed": seed, **log.hparams[i], **{k: float(v[i]) for k, v in log.latest.items()},
-                "diverged_at": int(diverged_at[i]) if diverged_at[i] >= 0 else None}
-               for i, seed in enumerate(log.seeds)]
-    return {**times, "steps": steps, "n_members": len(log.seeds), "devices": sweep.mesh.devices.size,
-            "members": members, "over_seeds": {k: stats.mean_ci95(v) for k, v in log.latest.items()
-                                               if k.startswith("eval_")},
-            "diverged": [{"member": m["member"], "seed": m["seed"], "step": m["diverged_at"]}
-                         for m in members if m["diverged_at"] is not None]}
+                "diverged_at": flags[i][0]} for i, seed in enumerate(log.seeds)]
+    settings = initial_hparams or log.hparams
+    varied = [k for k in settings[0] if len({float(np.float32(s[k])) for s in settings}) > 1]  # as trained
+    groups: dict[tuple, list[int]] = {}
+    for i, setting in enumerate(settings):
+        groups.setdefault(tuple(float(np.float32(setting[k])) for k in varied), []).append(i)
+    evals = {k: np.asarray(v) for k, v in log.latest.items() if k.startswith("eval_")}
+    by_setting = [{"setting": {k: float(settings[idx[0]][k]) for k in varied}, "members": idx,
+                   "seeds": [log.seeds[i] for i in idx],
+                   "over_seeds": {k: stats.mean_ci95(v[idx]) for k, v in evals.items()}} for idx in groups.values()]
+    summary = {**times, "steps": steps, "n_members": len(log.seeds), "devices": sweep.mesh.devices.size,
+               "members": members, "over_seeds": by_setting[0]["over_seeds"] if len(by_setting) == 1 else {},
+               "by_setting": by_setting}
+    if len(by_setting) > 1:
+        summary["over_seeds_note"] = (f"members differ in {', '.join(varied)}: {len(by_setting)} settings, "
+                                      "each with its own statistics over seeds in by_setting; none pooled")
+    summary["diverged"] = [{"member": m["member"], "seed": m["seed"], "step": m["diverged_at"], "reason": reason}
+                           for m, (_, reason) in zip(members, flags) if reason is not None]
+    return summary
 
 
 class Samples(NamedTuple):
@@ -212,7 +237,9 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     gan.check_sampler()  # a GAN built or replaced by hand was not checked when built
     ran = recorded_pieces(gan, evaluate)
     sweep = Sweep(gan, len(members))
-    every = math.gcd(options.chunk, options.checkpoint_every, *options.schedule.steps)
+    log_every = gan.cfg.log_every  # a run without snapshots is one chunk, rounded up to whole logged windows
+    every = math.gcd(options.snapshot_every or -(-options.steps // log_every) * log_every, options.checkpoint_every,
+                     *options.schedule.steps)
     if sweep.mesh.devices.flat[0].platform == "cpu":
         every = bounded_chunk(every, gan.cfg.log_every, MAX_CPU_CHUNK_STEPS)
     for length in set(chunk_plan(options.steps, every, gan.cfg.log_every)):
@@ -225,7 +252,10 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     start = resume_step if resume_step is not None else start
     primary = jax.process_index() == 0
     writer = rundir.RunDir(out, primary=primary)
-    writer.write_json("config.json", {"config": gan.recorded_config(), "pieces": ran, "steps": options.steps,
+    built = {} if gan.recorded_config() == gan.cfg.to_dict() else {"config_as_built": gan.cfg.to_dict()}
+    modes = getattr(evaluate, "modes", None)
+    built.update({"metrics": modes} if modes else {})
+    writer.write_json("config.json", {"config": gan.recorded_config(), **built, "pieces": ran, "steps": options.steps,
                                       "seeds": seeds,
                                       "hparams": hparams, "devices": [str(d) for d in jax.devices()],
                                       "processes": jax.process_count(), "schedule": options.schedule.to_json(),
@@ -246,13 +276,15 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
             if any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(scheduled), jax.tree.leaves(hp))):
                 hp = scheduled
                 log_hparams(hp)
-        if checkpoints and step not in saved and (step % options.checkpoint_every == 0 or step == options.steps):
+        period = options.checkpoint_every
+        if checkpoints and step not in saved and ((period and step % period == 0) or step == options.steps):
             checkpoints.save((state, hp), step)
             saved.add(step)
         if step % options.chunk and step != options.steps:
             return state, hp  # a checkpoint-only boundary
         if on_snapshot:
-            on_snapshot(sweep, state)
+            for tag, images in (on_snapshot(sweep, state) or {}).items():  # sample grids, for TensorBoard
+                log.images(step, tag, images)
         if evaluate:
             values = sweep.gather(evaluate(sweep, state))
             log.evaluation(step, values)
@@ -274,10 +306,12 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
             checkpoints.save((state, hp), step)  # where a resumed run picks up
         checkpoints.close()
     times.wall_s = time.perf_counter() - t0
-    summary = summarize(log, times.summary(), sweep, step, np.asarray(sweep.gather(state.diverged_at)))
+    summary = summarize(log, times.summary(), sweep, step, np.asarray(sweep.gather(state.diverged_at)),
+                        initial_hparams=hparams)
     if preempted:
         summary["preempted"] = {"signal": preempted, "step": step, "checkpointed": bool(checkpoints)}
     writer.write_json("summary.json", summary)
+    log.close()
     steps, history, quantiles = log.history()
     eval_steps, evals, eval_stats = log.evaluations()
     result = Result(state, sweep, writer, steps, history, log.members, quantiles, summary, eval_steps, evals,
@@ -290,7 +324,7 @@ def _checkpoints(out: pathlib.Path, options: RunOptions, sweep: Sweep, state: tu
     """(state, resumed step or None, Checkpointer or None), state being (TrainState, HParams): with
     `resume`, those of the latest complete checkpoint in <out>/checkpoints, after checking it was written
     for the same `config` (static settings, members' seeds and initial hyperparameters) and shapes."""
-    if not (options.checkpoint_every or options.resume):
+    if not (options.checkpoint_every or options.resume or options.final_checkpoint):
         return state, None, None
     checkpoints = checkpoint.Checkpointer(out / "checkpoints", options.keep, config)
     if not options.resume:
@@ -312,7 +346,8 @@ def write_samples(result: Result, z: jax.Array, labels: jax.Array | None = None,
                   encode: Callable[[np.ndarray], np.ndarray] = np.asarray) -> pathlib.Path:
     """`samples.npz` in the run directory: every member's final samples G(z) from its generator average
     (`samples` [members, n, ...], stored as `encode` makes them), with `member`, `seed` and, for a
-    conditional GAN, the `labels` asked for; so anyone can recompute a metric with their own code. Generated
+    conditional GAN, the `labels` asked for, and the latents `z`; so anyone can recompute a metric with their
+    own code, and `gan_jax.load(...).generate` draws the same samples again. Generated
     in slices of at most SAMPLE_SLICE samples. A collective in a multi-host run: call it on every process."""
     n = len(z)
     size = largest_divisor(n, SAMPLE_SLICE)  # equal slices: one compile
@@ -323,7 +358,7 @@ def write_samples(result: Result, z: jax.Array, labels: jax.Array | None = None,
     if result.run.primary:
         extra = {} if labels is None else {"labels": np.asarray(labels)}
         np.savez_compressed(path, samples=samples, member=np.arange(len(result.seeds)), seed=np.asarray(result.seeds),
-                            **extra)
+                            z=np.asarray(z), **extra)
     return path
 
 
@@ -333,7 +368,9 @@ def throughput_line(summary: dict) -> str:
     speed = "no steps trained here" if speed is None else f"{speed:,.0f} seed-steps/s"
     line = (f"{summary['n_members']} members x {summary['steps']} steps on {summary['devices']} device(s): "
             f"{speed}, compile {summary['compile_s']:.1f} s, wall {summary['wall_s']:.1f} s")
-    if summary["diverged"]:
-        line += "\ndiverged (frozen as they were at the step given): " + ", ".join(
-            f"member {d['member']} (seed {d['seed']}) at step {d['step']}" for d in summary["diverged"])
+    for reason, why in (("diverged", "diverged"), ("stuck", "stuck (a gradient norm not finite)")):
+        flagged = [d for d in summary["diverged"] if d.get("reason", "diverged") == reason]
+        if flagged:
+            line += f"\n{why} (frozen as they were at the step given): " + ", ".join(
+                f"member {d['member']} (seed {d['seed']}) at step {d['step']}" for d in flagged)
     return line

@@ -5,7 +5,9 @@
     metrics.jsonl  for runs of at most 64 members: one JSON object per logged step per member
     summary.json   wall_s, compile_s, steps_per_s, seed_steps_per_s, members (final values per member)
     figures/       PNGs and GIFs
-    checkpoints/   orbax checkpoints of the whole state, with RunOptions.checkpoint_every
+    checkpoints/   orbax checkpoints of the whole state: every RunOptions.checkpoint_every steps, and the final one
+    samples.npz    every member's final samples, as the task stores them
+    tensorboard/   event files: per member (up to 64), quantiles over members, hyperparameters, sample grids
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import pathlib
 from typing import Any, Callable, Sequence
 
 import jax
-import numpy as np
+import jax.numpy as jnp
 
 from gan_jax.core.config import Config
 from gan_jax.core.gan import GAN
@@ -35,6 +35,22 @@ class Evaluation:
     ceiling: dict[str, float] | None = None
     provenance: dict | None = None
     note: str | None = None  # said once before training, e.g. which features the metrics use and why
+
+
+@dataclasses.dataclass
+class Scorer:
+    """How a task scores samples as samples.npz stores them (the task's `encode`): `fn(encoded [n, ...],
+    labels or None) -> {metric: scalar}` (pure and jittable), the metrics it returns, their real-data
+    ceiling and protocol. The same function scores a run's members as they train and any samples file
+    afterwards (`experiments.evaluate`), so a run's samples.npz reproduces its final numbers."""
+
+    fn: Callable[..., dict]
+    metrics: Sequence[Metric]
+    ceiling: dict[str, float] | None = None
+    provenance: dict | None = None
+    note: str | None = None
+    prepare: Callable[[int], Any] | None = None  # called with a sample count before `fn` is traced for it
+    # (real-data statistics that depend on the count are computed on the host, outside any trace)
 
 
 class Task:
@@ -67,16 +83,34 @@ class Task:
         return {}
 
     # -- evaluation, samples, figures -----------------------------------------------------------------
-    def evaluation(self, gan: GAN, data: Any) -> Evaluation | None:
+    def scorer(self, cfg: Config, data: Any) -> Scorer | None:
+        """How samples are scored (None: the task has no evaluation, or the data none)."""
         return None
+
+    def evaluation(self, gan: GAN, data: Any) -> Evaluation | None:
+        """The scorer applied to every member's encoded samples G(z) of `sample_latents`."""
+        scorer = self.scorer(gan.cfg, data)
+        if scorer is None:
+            return None
+        encode = self.encode(gan.cfg)
+        z, labels = self.sample_latents(gan, data)
+        if scorer.prepare is not None:
+            scorer.prepare(len(z))
+
+        def sample_metrics(samples, labels=None):  # one function object, so Sweep.evaluate compiles it once
+            return scorer.fn(encode(samples), labels)
+
+        return Evaluation(experiment.evaluator(z, sample_metrics, labels, scorer.metrics), scorer.metrics, scorer.ceiling,
+                          scorer.provenance, scorer.note)
 
     def sample_latents(self, gan: GAN, data: Any = None) -> tuple[jax.Array, jax.Array | None]:
         """The latents of samples.npz: the evaluation's, so the file reproduces the run's final numbers."""
         return gan.sample_latent(stream_key("evaluation"), 1000)
 
-    def encode(self, cfg: Config) -> Callable[[np.ndarray], np.ndarray]:
-        """Generator outputs -> what samples.npz stores (e.g. uint8 pixels)."""
-        return lambda x: np.asarray(x, np.float32)
+    def encode(self, cfg: Config) -> Callable[[jax.Array], jax.Array]:
+        """Generator outputs -> what samples.npz stores and the scorer reads (e.g. uint8 pixels); jax
+        operations, since it runs inside the compiled evaluation too."""
+        return lambda x: jnp.asarray(x, jnp.float32)
 
     def snapshots(self, gan: GAN) -> experiment.OnSnapshot | None:
         return None
@@ -88,9 +122,15 @@ class Task:
         """What the console shows at the end: speed, metrics over seeds beside the real-data ceiling."""
         lines = [experiment.throughput_line(result.summary)]
         ceiling = result.summary.get("real_reference") or {}
-        for name, summary in result.summary["over_seeds"].items():
-            real = f"   (real data: {ceiling[name[5:]]:.4g})" if name[5:] in ceiling else ""
-            lines.append(f"  {name[5:]:>17} over seeds: {stats.format_ci(summary)}{real}")
+        groups = result.summary.get("by_setting") or [{"setting": {}, "seeds": [],
+                                                        "over_seeds": result.summary["over_seeds"]}]
+        for group in groups:
+            if len(groups) > 1:
+                lines.append("  " + ", ".join(f"{k} {v:.3g}" for k, v in group["setting"].items())
+                             + f" ({len(group['seeds'])} seeds):")
+            for name, summary in group["over_seeds"].items():
+                real = f"   (real data: {ceiling[name[5:]]:.4g})" if name[5:] in ceiling else ""
+                lines.append(f"  {name[5:]:>17} over seeds: {stats.format_ci(summary)}{real}")
         return lines + [f"run directory: {result.run.path}"]
 
     # -- a run ------------------------------------------------------------------------------------------
@@ -105,7 +145,7 @@ class Task:
         evaluation = self.evaluation(gan, data)
         if evaluation is not None and evaluation.note:
             print(evaluation.note)
-        snapshots = self.snapshots(gan) if figures else None
+        snapshots = self.snapshots(gan) if figures else None  # also the TensorBoard sample grids
         extra = {"task": self.name, **self.describe(data), **(extra_config or {})}
         if evaluation is not None:
             extra.update(real_reference=evaluation.ceiling, provenance=evaluation.provenance,

@@ -11,18 +11,18 @@ reference.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 
+import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import presets
 from gan_jax.components import models
 from gan_jax.core import pieces
 from gan_jax.core.config import Config
 from gan_jax.core.gan import GAN
 from gan_jax.core.streams import stream_key
 from gan_jax.data import images as image_data, mnist
-from gan_jax.engine import experiment
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.metrics import images as image_metrics
 from gan_jax.tasks import base, mnist as mnist_task
@@ -132,21 +132,20 @@ class ImagesTask(base.Task):
         return {"data_path": data.path, "data_sha256": data.sha256, "train_images": len(data.train.images),
                 "reference_images": None if data.reference is None else len(data.reference)}
 
-    def evaluation(self, gan: GAN, data: Images) -> base.Evaluation | None:
+    def scorer(self, cfg: Config, data: Images) -> base.Scorer | None:
+        """The feature network's metrics of uint8 samples against the reference; as many training images the
+        ceiling."""
         if data.reference is None:
             return None
         feature_fn, classify_fn, kind, note = feature_networks(data)
         reference = image_metrics.to_unit(data.reference)
-        metric_fn = image_metrics.metrics_fn(feature_fn, reference, classify_fn)
+        metric_fn = functools.lru_cache(lambda n: image_metrics.metrics_fn(feature_fn, reference, classify_fn, n))
         ceiling = image_metrics.real_reference(feature_fn, reference,
                                                image_metrics.to_unit(data.train.images[:len(reference)]), classify_fn)
-
-        def sample_metrics(samples, labels=None):  # one function object, so Sweep.evaluate compiles it once
-            return metric_fn(mnist_task.to_unit(gan.cfg, samples), labels)
-
-        z, labels = self.sample_latents(gan, data)
-        provenance = image_metrics.provenance(len(reference), len(reference), kind, data.classifier)
-        return base.Evaluation(experiment.evaluator(z, sample_metrics, labels), self.metrics, ceiling, provenance, note)
+        provenance = {**image_metrics.provenance(len(reference), len(reference), kind, data.classifier),
+                      "samples_read_as": mnist_task.QUANTIZED}
+        return base.Scorer(lambda x, labels=None: metric_fn(len(x))(x.astype(jnp.float32) / 255, labels), self.metrics,
+                           ceiling, provenance, note, prepare=metric_fn)
 
     def sample_latents(self, gan: GAN, data: Images | None = None):
         """The evaluation's latents: one sample per reference image."""

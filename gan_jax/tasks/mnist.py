@@ -9,6 +9,7 @@ and grid latents come from named random streams (`gan_jax.core.streams`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 from typing import Sequence
 
@@ -97,22 +98,31 @@ def evaluation_latents(gan: GAN, n: int = mnist_eval.EVAL_SAMPLES) -> tuple[jax.
 
 
 def as_uint8(cfg: Config):
-    """Generator outputs -> uint8 pixels, as the samples are stored."""
-    return lambda x: np.round(np.clip(to_unit(cfg, x), 0, 1) * 255).astype(np.uint8)
+    """Generator outputs -> uint8 pixels, as samples.npz stores them and the metrics read them."""
+    return lambda x: jnp.round(jnp.clip(to_unit(cfg, jnp.asarray(x)), 0, 1) * 255).astype(jnp.uint8)
+
+
+QUANTIZED = "8-bit pixels (uint8), as samples.npz stores them"
 
 
 def evaluator(gan: GAN, data: MnistData) -> tuple[experiment.Evaluate, dict[str, float]]:
     """(`evaluate` for experiment.run, the real-data ceiling of the same metrics)."""
+    evaluation = TASK.evaluation(gan, data)
+    return evaluation.evaluate, evaluation.ceiling
+
+
+def scorer(data: MnistData) -> base.Scorer:
+    """The shipped classifier's metrics of uint8 images against the held-out ones; the training images'
+    the ceiling."""
     params = mnist_eval.load_classifier()
     heldout = mnist_eval.to_unit(data.heldout)
-    metrics = mnist_eval.metrics_fn(params, heldout)
+    metrics = functools.lru_cache(lambda n: mnist_eval.metrics_fn(params, heldout, n_samples=n))  # per count
     ceiling = mnist_eval.real_reference(params, heldout, mnist_eval.to_unit(data.train.images))
-    z, labels = evaluation_latents(gan)
-
-    def sample_metrics(samples, labels=None):  # one function object, so Sweep.evaluate compiles it once
-        return metrics(to_unit(gan.cfg, samples), labels)
-
-    return experiment.evaluator(z, sample_metrics, labels), ceiling
+    reference = (f"{data.dataset} {data.split} split's held-out images" if data.split == "test"
+                 else "the test split's held-out images")
+    provenance = {**mnist_eval.provenance(len(data.heldout), reference), "samples_read_as": QUANTIZED}
+    return base.Scorer(lambda images, labels=None: metrics(len(images))(images.astype(jnp.float32) / 255, labels),
+                       mnist_eval.METRICS, ceiling, provenance, prepare=metrics)
 
 
 def grid_latents(gan: GAN) -> tuple[jax.Array, jax.Array | None]:
@@ -139,18 +149,20 @@ class Snapshots:
         self.first: list[tuple[int, np.ndarray]] = []
         self.latest: list[np.ndarray] = []
 
-    def __call__(self, sweep: Sweep, state: TrainState) -> None:
+    def __call__(self, sweep: Sweep, state: TrainState) -> dict[str, np.ndarray]:
         fake = to_unit(self.cfg, np.asarray(sweep.gather(sweep.generate(state, self.z, self.labels))))
         fake = fake.reshape((sweep.n_members, -1) + image_view(self.cfg))
         self.first.append((int(sweep.gather(state.step)[0]), fake[0]))
         self.latest = list(fake)
+        return {"samples": fake}  # every member's grid, for TensorBoard
 
 
 def write_figures(result: experiment.Result, cfg: Config, snapshots: Snapshots) -> None:
     fig_dir, seeds = result.run.figures, result.seeds
     plotting.loss_curves(result.steps, result.history["d_loss"], result.history["g_loss"], fig_dir / "losses.png",
                          [seeds[i] for i in result.history_members],
-                         (result.quantiles["d_loss"]["median"], result.quantiles["g_loss"]["median"]))
+                         (result.quantiles["d_loss"]["median"], result.quantiles["g_loss"]["median"]),
+                         groups=plotting.setting_groups(result.summary, result.history_members))
     rows = cfg.num_classes or 8  # conditional: one row per digit
     for step, images in snapshots.first:
         if not cfg.num_classes:
@@ -162,7 +174,8 @@ def write_figures(result: experiment.Result, cfg: Config, snapshots: Snapshots) 
                             f"seed {seed}, step {result.summary['steps']}")
     if result.evals:
         plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
-                              fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()})
+                              fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()},
+                              groups=plotting.setting_groups(result.summary, result.history_members))
 
 
 class MnistTask(base.Task):
@@ -199,13 +212,8 @@ class MnistTask(base.Task):
                 "train_images": len(data.train.images),
                 "heldout_images": None if data.heldout is None else len(data.heldout)}
 
-    def evaluation(self, gan: GAN, data: MnistData) -> base.Evaluation | None:
-        if data.heldout is None:
-            return None
-        evaluate, ceiling = evaluator(gan, data)
-        reference = (f"{data.dataset} {data.split} split's held-out images" if data.split == "test"
-                     else "the test split's held-out images")
-        return base.Evaluation(evaluate, self.metrics, ceiling, mnist_eval.provenance(len(data.heldout), reference))
+    def scorer(self, cfg: Config, data: MnistData) -> base.Scorer | None:
+        return None if data.heldout is None else scorer(data)
 
     def sample_latents(self, gan: GAN, data=None):
         return evaluation_latents(gan)

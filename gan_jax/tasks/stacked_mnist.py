@@ -8,6 +8,7 @@ import pathlib
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import presets
@@ -36,14 +37,8 @@ def evaluation_latents(gan: GAN, n: int = stacked_eval.EVAL_SAMPLES) -> jax.Arra
 def evaluator(gan: GAN, images: np.ndarray, n: int = stacked_eval.EVAL_SAMPLES
               ) -> tuple[experiment.Evaluate, dict[str, float]]:
     """(every member's modes and mode KL on `n` samples, the same of `n` real stacked images)."""
-    params = mnist_eval.load_classifier()
-    metrics = stacked_eval.metrics_fn(params)
-
-    def sample_metrics(samples):  # one function object, so Sweep.evaluate compiles it once
-        return metrics(to_unit(gan.cfg, samples))
-
-    return (experiment.evaluator(evaluation_latents(gan, n), sample_metrics),
-            stacked_eval.real_reference(params, images, n))
+    evaluation = StackedMnistTask(n).evaluation(gan, images)
+    return evaluation.evaluate, evaluation.ceiling
 
 
 class Snapshots:
@@ -54,25 +49,28 @@ class Snapshots:
         self.first: list[tuple[int, np.ndarray]] = []
         self.latest: list[np.ndarray] = []
 
-    def __call__(self, sweep: Sweep, state: TrainState) -> None:
+    def __call__(self, sweep: Sweep, state: TrainState) -> dict[str, np.ndarray]:
         fake = to_unit(self.cfg, np.asarray(sweep.gather(sweep.generate(state, self.z))))
         fake = np.clip(fake.reshape(sweep.n_members, -1, 28, 28, stacked_eval.CHANNELS), 0, 1)
         self.first.append((int(sweep.gather(state.step)[0]), fake[0]))
         self.latest = list(fake)
+        return {"samples": fake}  # every member's grid, for TensorBoard
 
 
 def write_figures(result: experiment.Result, snapshots: Snapshots) -> None:
     fig_dir, seeds = result.run.figures, result.seeds
     plotting.loss_curves(result.steps, result.history["d_loss"], result.history["g_loss"], fig_dir / "losses.png",
                          [seeds[i] for i in result.history_members],
-                         (result.quantiles["d_loss"]["median"], result.quantiles["g_loss"]["median"]))
+                         (result.quantiles["d_loss"]["median"], result.quantiles["g_loss"]["median"]),
+                         groups=plotting.setting_groups(result.summary, result.history_members))
     for step, images in snapshots.first:
         plotting.image_grid(images, fig_dir / f"grid8x8_step{step:07d}.png", 8, f"step {step}")
     for seed, images in zip(seeds, snapshots.latest):
         plotting.image_grid(images, fig_dir / f"final_seed{seed}.png", 8, f"seed {seed}, step {result.summary['steps']}")
     if result.evals:
         plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
-                              fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()})
+                              fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()},
+                              groups=plotting.setting_groups(result.summary, result.history_members))
 
 
 class StackedMnistTask(base.Task):
@@ -99,9 +97,13 @@ class StackedMnistTask(base.Task):
     def describe(self, images: np.ndarray) -> dict:
         return {"train_images": len(images)}
 
-    def evaluation(self, gan: GAN, images: np.ndarray) -> base.Evaluation:
-        evaluate, ceiling = evaluator(gan, images, self.eval_samples)
-        return base.Evaluation(evaluate, self.metrics, ceiling, stacked_eval.provenance(self.eval_samples))
+    def scorer(self, cfg: Config, images: np.ndarray) -> base.Scorer:
+        """Modes of uint8 stacked images, read by the shipped classifier; `eval_samples` real ones the ceiling."""
+        params = mnist_eval.load_classifier()
+        metrics = stacked_eval.metrics_fn(params)
+        provenance = {**stacked_eval.provenance(self.eval_samples), "samples_read_as": mnist_task.QUANTIZED}
+        return base.Scorer(lambda x, labels=None: metrics(x.astype(jnp.float32) / 255), self.metrics,
+                           stacked_eval.real_reference(params, images, self.eval_samples), provenance)
 
     def sample_latents(self, gan: GAN, data=None):
         return evaluation_latents(gan, self.eval_samples), None

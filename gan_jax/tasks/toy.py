@@ -11,6 +11,7 @@ import pathlib
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import data, presets
@@ -20,7 +21,7 @@ from gan_jax.core.streams import stream_key
 from gan_jax.engine import experiment
 from gan_jax.engine.members import Member
 from gan_jax.engine.sweep import Sweep
-from gan_jax.metrics import stats, toy as toy_eval
+from gan_jax.metrics import toy as toy_eval
 from gan_jax.reporting import plotting
 from gan_jax.tasks import base
 
@@ -36,17 +37,19 @@ def evaluation_latents(gan: GAN) -> jax.Array:
 def evaluator(gan: GAN) -> tuple[experiment.Evaluate, dict[str, float]]:
     """(every member's metrics on EVAL_SAMPLES samples from the same latents against the same real draw,
     the same metrics of a second real draw: the ceiling)."""
-    dataset = data.get_dataset(gan.cfg.data)
+    evaluation = TASK.evaluation(gan, None)
+    return evaluation.evaluate, evaluation.ceiling
+
+
+def scorer(dataset_name: str) -> base.Scorer:
+    """The toy metrics of samples in the data's own units against a real draw from the evaluation stream;
+    a second draw's metrics are the ceiling."""
+    dataset = data.get_dataset(dataset_name)
     key = stream_key("evaluation")
-    real = dataset.sample(jax.random.fold_in(key, 0), EVAL_SAMPLES)
-    metric_fn = toy_eval.evaluation_fn(dataset, real)
-    z = evaluation_latents(gan)
+    metric_fn = toy_eval.evaluation_fn(dataset, dataset.sample(jax.random.fold_in(key, 0), EVAL_SAMPLES))
     ceiling = jax.jit(metric_fn)(dataset.sample(jax.random.fold_in(key, 2), EVAL_SAMPLES))
-
-    def sample_metrics(samples):  # one function object, so Sweep.evaluate compiles it once
-        return metric_fn(dataset.to_raw(samples, gan.cfg.standardize))
-
-    return experiment.evaluator(z, sample_metrics), {k: float(v) for k, v in ceiling.items()}
+    return base.Scorer(lambda samples, labels=None: metric_fn(samples), toy_eval.METRICS,
+                       {k: float(v) for k, v in ceiling.items()}, toy_eval.provenance(dataset, EVAL_SAMPLES))
 
 
 class Snapshots:
@@ -91,7 +94,8 @@ def write_figures(result: experiment.Result, gan: GAN, snapshots: Snapshots, mem
     plotting.real_data(real, fig_dir / "real_data.png", f"real data: {gan.cfg.data}")
     plotting.loss_curves(result.steps, result.history["d_loss"], result.history["g_loss"], fig_dir / "losses.png",
                          [seeds[i] for i in result.history_members],
-                         (result.quantiles["d_loss"]["median"], result.quantiles["g_loss"]["median"]))
+                         (result.quantiles["d_loss"]["median"], result.quantiles["g_loss"]["median"]),
+                         groups=plotting.setting_groups(result.summary, result.history_members))
     plotting.snapshot_grid(snapshots.first, real, fig_dir / "samples_grid.png", title=f"seed {seeds[0]}")
     plotting.snapshot_gif(snapshots.first, real, fig_dir / "samples.gif", title=f"seed {seeds[0]}")
     plotting.snapshot_grid([(f"seed {s}", f) for s, f in zip(seeds, snapshots.latest)][:16], real,
@@ -102,7 +106,8 @@ def write_figures(result: experiment.Result, gan: GAN, snapshots: Snapshots, mem
         plotting.feature_space(before_d, after_d, fig_dir / "features_d_update.png", "D")
         plotting.feature_space(after_d, after_g, fig_dir / "features_g_update.png", "G")
     plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
-                          fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()})
+                          fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()},
+                              groups=plotting.setting_groups(result.summary, result.history_members))
 
 
 class ToyTask(base.Task):
@@ -128,10 +133,8 @@ class ToyTask(base.Task):
     def make_gan(self, cfg: Config, data_=None) -> GAN:
         return GAN.from_config(cfg)
 
-    def evaluation(self, gan: GAN, data_=None) -> base.Evaluation:
-        evaluate, ceiling = evaluator(gan)
-        return base.Evaluation(evaluate, self.metrics, ceiling,
-                               toy_eval.provenance(data.get_dataset(gan.cfg.data), EVAL_SAMPLES))
+    def scorer(self, cfg: Config, data_=None) -> base.Scorer:
+        return scorer(cfg.data)
 
     def describe(self, data_=None) -> dict:
         return {"eval_samples": EVAL_SAMPLES}
@@ -140,8 +143,12 @@ class ToyTask(base.Task):
         return evaluation_latents(gan), None
 
     def encode(self, cfg: Config):
-        dataset = data.get_dataset(cfg.data)  # in the data's own units, as evaluated
-        return lambda x: dataset.to_raw(x, cfg.standardize).astype(np.float32)
+        """In the data's own units, as evaluated (float32 arithmetic, in and out of the compiled program)."""
+        dataset = data.get_dataset(cfg.data)
+        if not cfg.standardize:
+            return lambda x: jnp.asarray(x, jnp.float32)
+        std, mean = np.asarray(dataset.std, np.float32), np.asarray(dataset.mean, np.float32)
+        return lambda x: jnp.asarray(x, jnp.float32) * std + mean
 
     def snapshots(self, gan: GAN) -> Snapshots:
         return Snapshots(gan)

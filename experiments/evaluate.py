@@ -1,0 +1,67 @@
+"""Score a samples file with a task's metrics, beside their real-data ceiling and protocol: a run's
+samples.npz (every member), the output of experiments.sample, or another library's samples.
+
+    python -m experiments.evaluate runs/r2/samples.npz --task mnist --data-dir ../shared/data/mnist-test
+    python -m experiments.evaluate torch_samples.npy --task mnist --data-dir ../shared/data/mnist-test --range unit
+    python -m experiments.evaluate runs/r1/samples.npz --task toy --data quadratic --out r1_scores.json
+
+Images may be uint8 pixels or floats in [0, 1], [-1, 1] or 0-255 ([N, 28, 28], [N, 784], ...): the range is
+detected and said, or given with --range. Give the task's data flags as the run had them (--data-dir,
+--data, ...): the metrics compare with the same real images. On a run's own samples.npz this reproduces the
+run's final numbers (to float32 rounding).
+"""
+import json
+import pathlib
+import sys
+
+
+from gan_jax import cli, commands, data as data_registry, presets, runs
+from gan_jax.engine.rundir import to_json
+from gan_jax.metrics import stats
+
+
+def parse(argv):
+    task = commands.task_from(argv, "evaluate")
+    preset = presets.get(cli.preset_from(argv, list(task.presets), task.presets[0]))
+    parser = cli.OneLineParser(prog="python -m experiments.evaluate", description=__doc__.split("\n")[0],
+                               formatter_class=cli.DefaultsFormatter)
+    parser.add_argument("file", type=pathlib.Path, help="samples: .npz (a run's samples.npz, or one array) or .npy")
+    parser.add_argument("--task", default=commands.DEFAULT_TASK, help="the task whose metrics to use")
+    parser.add_argument("--preset", choices=task.presets, default=task.presets[0], help="the run's preset")
+    parser.add_argument("--range", choices=sorted(runs.RANGES), default=None,
+                        help="images' value range: uint8 (0-255), unit ([0, 1]), tanh ([-1, 1]); default: detected")
+    parser.add_argument("--out", type=pathlib.Path, default=None, help="also write the scores as JSON here")
+    task.add_flags(parser, preset.config)
+    cli.add_static_flags(parser, preset.config)
+    return task, preset, parser, parser.parse_args(argv)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    task, preset, parser, args = parse(argv)
+    with cli.exit_on_error(parser):
+        data = task.load(args)
+        cfg = task.configure(preset.config, args, data)
+        scorer = task.scorer(cfg, data)
+        if scorer is None:
+            parser.error(f"--task {task.name} has no evaluation for this data (is --no-eval given?)")
+        dim = data_registry.dimension(cfg.data) if cfg.data in data_registry.DATASETS else None
+        samples, labels, said = runs.read_samples(args.file, cfg.image_shape, args.range, dim)
+        print(said)
+        scores = runs.score(scorer, samples, labels)
+    report = {"file": str(args.file), "task": task.name, "members": [{k: float(v[i]) for k, v in scores.items()}
+                                                                     for i in range(len(samples))],
+              "over_members": {k: stats.mean_ci95(v) for k, v in scores.items()},
+              "real_reference": scorer.ceiling, "provenance": scorer.provenance}
+    ceiling = scorer.ceiling or {}
+    for name, values in scores.items():
+        real = f"   (real data: {ceiling[name]:.4g})" if name in ceiling else ""
+        print(f"  {name:>17}: " + ", ".join(f"{v:.4g}" for v in values[:8]) + ("..." if len(values) > 8 else "")
+              + (f"   mean {stats.format_ci(report['over_members'][name])}" if len(values) > 1 else "") + real)
+    if args.out:
+        args.out.write_text(json.dumps(to_json(report), indent=2) + "\n")
+        print(f"scores written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
