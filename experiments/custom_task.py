@@ -42,7 +42,7 @@ def g_first(gan, state, hp, log=True):
 class Bars(gj.Task):
     name = "bars"
     description = "16x16 images of one bright bar"
-    presets = ("dcgan",)  # its networks: G from a 4x4 map, two stride-2 layers each way
+    presets = ("r2",)  # r2's MLPs: G 100-128-128-256 tanh, D 256-128-128-1
     metrics = (gj.Metric("bar_share", True, "share of samples that are one bar"),)
 
     def configure(self, cfg, args, data):

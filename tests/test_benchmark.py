@@ -49,6 +49,7 @@ def test_quick_cpu_benchmark_reports_rates_state_bytes_and_the_cli_rate(tmp_path
     assert cli["members"] == 16 and cli["steps"] == 200 and cli["seed_steps_per_s"] > 0 and "x_benchmark" not in cli
 
 
+@pytest.mark.slow  # about 70 s: a smoke test of the GPU suite's script at tiny sizes (a lent device runs it whole)
 def test_tiny_gpu_suite_runs_every_code_path_and_writes_its_schema(tmp_path):
     """`--suite gpu --tiny` on the CPU: what a GPU slot will run, so it cannot rot before one is lent."""
     out = tmp_path / "gpu.json"

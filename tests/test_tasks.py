@@ -38,10 +38,13 @@ def image_files(tmp_path_factory):
     return root
 
 
-def test_an_npz_and_a_png_folder_of_32x32x3_images_train_a_dcgan_and_score_the_same(image_files, tmp_path):
+def test_an_npz_of_32x32x3_images_trains_a_dcgan_and_a_png_folder_of_them_an_mlp(image_files, tmp_path):
+    """The same images as an .npz (a DCGAN: its depth follows the shape) and as a folder of PNGs (r2's MLP,
+    the cheaper program); both are evaluated, in the same features against the same reference."""
     runs = {}
-    for name, data in (("npz", image_files / "quadrants.npz"), ("png", image_files / "pngs")):
-        ran = run_main("experiments.train", "--task", "images", "--data", data, *SHORT, "--out", tmp_path / name)
+    for name, data, preset in (("npz", image_files / "quadrants.npz", "dcgan"), ("png", image_files / "pngs", "r2")):
+        ran = run_main("experiments.train", "--task", "images", "--data", data, "--preset", preset, *SHORT,
+                       "--out", tmp_path / name)
         assert ran.returncode == 0, ran.stderr
         assert "randomly initialised network" in ran.stdout and "experiments.train_classifier --data" in ran.stdout
         runs[name] = json.loads((tmp_path / name / "summary.json").read_text())
@@ -52,7 +55,8 @@ def test_an_npz_and_a_png_folder_of_32x32x3_images_train_a_dcgan_and_score_the_s
     assert {"frechet_distance", "kid", "precision", "recall", "density", "coverage"} <= set(npz["real_reference"])
     assert npz["provenance"]["features_seed"] == image_metrics.RANDOM_FEATURES_SEED
     assert npz["real_reference"]["frechet_distance"] < npz["over_seeds"]["eval_frechet_distance"]["mean"]
-    assert npz["over_seeds"] == png["over_seeds"]  # the same images score the same, file or folder
+    assert npz["real_reference"] == png["real_reference"]  # the same reference and ceiling, file or folder
+    assert png["provenance"] == npz["provenance"] and set(png["over_seeds"]) == set(npz["over_seeds"])
     samples = np.load(tmp_path / "npz" / "samples.npz")["samples"]
     assert samples.shape == (2, 12, 32 * 32 * 3) and samples.dtype == np.uint8  # one per reference image
 

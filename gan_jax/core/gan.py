@@ -132,7 +132,12 @@ class GAN:
                               "is traced, so every step would see one batch)")
 
     def output_dim(self) -> int:
-        """The width of G's flat samples: what the sampler's samples must match."""
+        """The width of G's flat samples: what the sampler's samples must match (from the shipped modules'
+        fields, else from G's output shape, traced)."""
+        shipped = getattr(self.generator, "out_dim", None) or (
+            int(np.prod(self.generator.image_shape)) if isinstance(self.generator, models.ConvGenerator) else None)
+        if shipped:
+            return int(shipped)
         z, labels = self.sample_latent(jax.random.key(0), 1)
         out = jax.eval_shape(lambda k: self.generate(self.init(k).g_params, z, labels, self.init(k).g_stats),
                              jax.random.key(0))
