@@ -237,7 +237,10 @@ def test_every_preset_is_valid_and_builds():
     for name, preset in presets.PRESETS.items():
         validate(preset.config, preset.hparams)
         dim = data.dimension(preset.config.data)
-        gan = GAN.from_config(preset.config) if preset.task == "toy" else GAN.from_config(
-            preset.config, lambda key, n: jax.random.normal(key, (n, dim)), dim)
+        def sampler(key, n):  # shapes only: never trained on
+            x = jax.random.normal(key, (n, dim))
+            return (x, jax.random.randint(key, (n,), 0, preset.config.num_classes)) if preset.config.num_classes else x
+
+        gan = GAN.from_config(preset.config) if preset.task == "toy" else GAN.from_config(preset.config, sampler, dim)
         state = jax.eval_shape(gan.init, jax.random.key(0))
         assert (name in ("sngan",)) == bool(state.d_stats), name  # only spectral norm gives D a state

@@ -23,6 +23,7 @@ from gan_jax.engine import experiment
 from gan_jax.engine.members import Member
 from gan_jax.metrics import stats
 from gan_jax.metrics.metric import Metric
+from gan_jax.reporting import plotting
 
 
 @dataclasses.dataclass
@@ -51,6 +52,19 @@ class Scorer:
     note: str | None = None
     prepare: Callable[[int], Any] | None = None  # called with a sample count before `fn` is traced for it
     # (real-data statistics that depend on the count are computed on the host, outside any trace)
+
+
+def curve_figures(result: experiment.Result) -> None:
+    """Every task's curves: D's and G's losses, and each evaluation metric against step, one mean and 95%
+    band per setting (figures say what they average)."""
+    fig_dir, groups = result.run.figures, plotting.setting_groups(result.summary, result.history_members)
+    plotting.loss_curves(result.steps, result.history["d_loss"], result.history["g_loss"], fig_dir / "losses.png",
+                         [result.seeds[i] for i in result.history_members],
+                         (result.quantiles["d_loss"]["median"], result.quantiles["g_loss"]["median"]), groups=groups)
+    if result.evals:
+        plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
+                              fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()},
+                              groups=groups)
 
 
 class Task:

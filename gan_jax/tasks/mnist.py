@@ -159,10 +159,7 @@ class Snapshots:
 
 def write_figures(result: experiment.Result, cfg: Config, snapshots: Snapshots) -> None:
     fig_dir, seeds = result.run.figures, result.seeds
-    plotting.loss_curves(result.steps, result.history["d_loss"], result.history["g_loss"], fig_dir / "losses.png",
-                         [seeds[i] for i in result.history_members],
-                         (result.quantiles["d_loss"]["median"], result.quantiles["g_loss"]["median"]),
-                         groups=plotting.setting_groups(result.summary, result.history_members))
+    base.curve_figures(result)
     rows = cfg.num_classes or 8  # conditional: one row per digit
     for step, images in snapshots.first:
         if not cfg.num_classes:
@@ -172,10 +169,6 @@ def write_figures(result: experiment.Result, cfg: Config, snapshots: Snapshots) 
     for seed, images in zip(seeds, snapshots.latest):
         plotting.image_grid(images, fig_dir / f"final_seed{seed}.png", rows,
                             f"seed {seed}, step {result.summary['steps']}")
-    if result.evals:
-        plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
-                              fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()},
-                              groups=plotting.setting_groups(result.summary, result.history_members))
 
 
 class MnistTask(base.Task):

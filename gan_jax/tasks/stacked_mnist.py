@@ -59,18 +59,11 @@ class Snapshots:
 
 def write_figures(result: experiment.Result, snapshots: Snapshots) -> None:
     fig_dir, seeds = result.run.figures, result.seeds
-    plotting.loss_curves(result.steps, result.history["d_loss"], result.history["g_loss"], fig_dir / "losses.png",
-                         [seeds[i] for i in result.history_members],
-                         (result.quantiles["d_loss"]["median"], result.quantiles["g_loss"]["median"]),
-                         groups=plotting.setting_groups(result.summary, result.history_members))
+    base.curve_figures(result)
     for step, images in snapshots.first:
         plotting.image_grid(images, fig_dir / f"grid8x8_step{step:07d}.png", 8, f"step {step}")
     for seed, images in zip(seeds, snapshots.latest):
         plotting.image_grid(images, fig_dir / f"final_seed{seed}.png", 8, f"seed {seed}, step {result.summary['steps']}")
-    if result.evals:
-        plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
-                              fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()},
-                              groups=plotting.setting_groups(result.summary, result.history_members))
 
 
 class StackedMnistTask(base.Task):

@@ -92,10 +92,7 @@ def write_figures(result: experiment.Result, gan: GAN, snapshots: Snapshots, mem
     k_real, k_features = jax.random.split(stream_key("figures"))
     real = np.asarray(dataset.sample(k_real, REAL_SAMPLES))
     plotting.real_data(real, fig_dir / "real_data.png", f"real data: {gan.cfg.data}")
-    plotting.loss_curves(result.steps, result.history["d_loss"], result.history["g_loss"], fig_dir / "losses.png",
-                         [seeds[i] for i in result.history_members],
-                         (result.quantiles["d_loss"]["median"], result.quantiles["g_loss"]["median"]),
-                         groups=plotting.setting_groups(result.summary, result.history_members))
+    base.curve_figures(result)
     plotting.snapshot_grid(snapshots.first, real, fig_dir / "samples_grid.png", title=f"seed {seeds[0]}")
     plotting.snapshot_gif(snapshots.first, real, fig_dir / "samples.gif", title=f"seed {seeds[0]}")
     plotting.snapshot_grid([(f"seed {s}", f) for s, f in zip(seeds, snapshots.latest)][:16], real,
@@ -105,9 +102,6 @@ def write_figures(result: experiment.Result, gan: GAN, snapshots: Snapshots, mem
         before_d, after_d, after_g = feature_views(gan, member0, hp0.as_arrays(), k_features)
         plotting.feature_space(before_d, after_d, fig_dir / "features_d_update.png", "D")
         plotting.feature_space(after_d, after_g, fig_dir / "features_g_update.png", "G")
-    plotting.metric_bands(result.eval_steps, {k[5:]: v for k, v in result.evals.items()},
-                          fig_dir / "eval_metrics.png", {k[5:]: v for k, v in result.eval_stats.items()},
-                              groups=plotting.setting_groups(result.summary, result.history_members))
 
 
 class ToyTask(base.Task):
