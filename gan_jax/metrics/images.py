@@ -323,12 +323,10 @@ def _params_from_bytes(path: pathlib.Path, raw: bytes, image_shape: tuple, num_c
     target = jax.eval_shape(functools.partial(init_params, image_shape=image_shape, num_classes=num_classes),
                             jax.random.key(0))
     try:
-        params = flax.serialization.from_bytes(target, raw)
-        shapes_match = jax.tree.all(jax.tree.map(lambda t, p: t.shape == np.shape(p), target, params))
-    except Exception as e:  # not a flax msgpack file, or another architecture's tree
-        raise DataError(f"classifier weights {path} cannot be read as ImageClassifier params ({type(e).__name__}); "
-                        f"{RETRAIN_HINT}") from None
-    if not shapes_match:
+        return mnist_metrics.params_from_bytes(target, raw)
+    except mnist_metrics.UnreadableParams as e:  # not a flax msgpack file, or another architecture's tree
+        raise DataError(f"classifier weights {path} cannot be read as ImageClassifier params "
+                        f"({e.kind}); {RETRAIN_HINT}") from None
+    except mnist_metrics.ParamShapeMismatch:
         raise DataError(f"classifier weights {path} have other shapes than ImageClassifier for {image_shape} "
-                        f"images and {num_classes} classes; {RETRAIN_HINT}")
-    return jax.tree.map(jnp.asarray, params)
+                        f"images and {num_classes} classes; {RETRAIN_HINT}") from None

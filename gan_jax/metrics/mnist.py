@@ -147,16 +147,39 @@ def load_classifier(path: str | pathlib.Path | None = None, sha256: str | None =
     if sha256 is not None and digest != sha256:
         raise ClassifierError(f"classifier weights {path} have sha256 {digest}, expected {sha256}: the file "
                               f"is corrupt or was replaced; {RETRAIN_HINT}")
-    target = jax.eval_shape(init_params, jax.random.key(0))
+    try:
+        return params_from_bytes(jax.eval_shape(init_params, jax.random.key(0)), raw)
+    except UnreadableParams as e:
+        raise ClassifierError(f"classifier weights {path} cannot be read as Classifier params ({e}); "
+                              f"{RETRAIN_HINT}") from None
+    except ParamShapeMismatch:
+        raise ClassifierError(f"classifier weights {path} have other shapes than the Classifier architecture; "
+                              f"{RETRAIN_HINT}") from None
+
+
+class UnreadableParams(ValueError):
+    """The bytes are not a flax msgpack file, or hold another architecture's tree: `kind` is the reading
+    error's type name, the message that and its text."""
+
+    def __init__(self, kind: str, text: str):
+        super().__init__(f"{kind}: {text}")
+        self.kind = kind
+
+
+class ParamShapeMismatch(ValueError):
+    """The tree reads, but its arrays' shapes are not the architecture's."""
+
+
+def params_from_bytes(target, raw: bytes):
+    """Flax msgpack `raw` as a params tree shaped like `target` (shapes from `jax.eval_shape` of an init):
+    UnreadableParams or ParamShapeMismatch otherwise, for the caller to name the file and the fix."""
     try:
         params = flax.serialization.from_bytes(target, raw)
         shapes_match = jax.tree.all(jax.tree.map(lambda t, p: t.shape == np.shape(p), target, params))
     except Exception as e:  # not a flax msgpack file, or another architecture's tree
-        raise ClassifierError(f"classifier weights {path} cannot be read as Classifier params "
-                              f"({type(e).__name__}: {e}); {RETRAIN_HINT}") from None
+        raise UnreadableParams(type(e).__name__, str(e)) from None
     if not shapes_match:
-        raise ClassifierError(f"classifier weights {path} have other shapes than the Classifier architecture; "
-                              f"{RETRAIN_HINT}")
+        raise ParamShapeMismatch("shapes differ")
     return jax.tree.map(jnp.asarray, params)
 
 
