@@ -270,8 +270,10 @@ def resolve(parser: OneLineParser, args: argparse.Namespace, preset: Preset, cfg
 
 def check_fits(cfg: Config, n_members: int, task: Any = None, data_: Any = None) -> None:
     """Refuse (ResourceError) members whose state cannot fit, before a single member is built: from the
-    GAN's shapes (the task's GAN when a task is given: a custom task's data may be any shape)."""
-    if task is not None:
+    GAN's shapes, sized from `cfg` (its image shape, or a dataset gan_jax knows); only data of a task's own
+    (a custom task's flat data of any name) needs the task's GAN built to be sized."""
+    known = cfg.image_shape or cfg.data in data.DATASETS
+    if task is not None and not known:
         gan = task.make_gan(cfg, data_)
     else:
         dim = math.prod(cfg.image_shape) if cfg.image_shape else data.dimension(cfg.data)

@@ -78,27 +78,29 @@ class Run:
         return int(np.nanargmin(values) if mode == "min" else np.nanargmax(values))
 
     def latents(self, n: int | None = None) -> tuple[jax.Array, jax.Array | None]:
-        """The latents of the run's samples.npz (stored there) when `n` is their count or None; else `n`
-        from the evaluation stream."""
-        stored = self.path / "samples.npz"
-        n = n or self.samples_count() or DEFAULT_SAMPLES
-        if stored.is_file():
-            with np.load(stored) as f:
-                if "z" in f.files and len(f["z"]) == n:
-                    return jax.numpy.asarray(f["z"]), (jax.numpy.asarray(f["labels"]) if "labels" in f.files else None)
+        """The latents of the run's samples.npz (stored there, or the task's) when `n` is its count or None;
+        else `n` from the evaluation stream."""
+        count, stored = self._stored_latents()
+        n = n or count or DEFAULT_SAMPLES
+        if stored and len(stored[0]) == n:
+            return stored
         if self.task is not None:
             z, labels = self.task.sample_latents(self.gan, None)
             if len(z) == n:
                 return z, labels
         return self.gan.sample_latent(stream_key("evaluation"), n)
 
-    def samples_count(self) -> int | None:
-        """Samples per member in the run's samples.npz, if it has one."""
+    def _stored_latents(self) -> tuple[int | None, tuple | None]:
+        """(samples per member in samples.npz, the (z, labels) it was drawn from if stored); (None, None)
+        without the file. One read of it."""
         path = self.path / "samples.npz"
         if not path.is_file():
-            return None
+            return None, None
         with np.load(path) as f:
-            return int(f["samples"].shape[1])
+            if "z" not in f.files:  # a file from before latents were stored: its count alone (a full read)
+                return int(f["samples"].shape[1]), None
+            z = jax.numpy.asarray(f["z"])
+            return len(z), (z, jax.numpy.asarray(f["labels"]) if "labels" in f.files else None)
 
     def generate(self, member: int | None = None, best: str | None = None, n: int | None = None,
                  z: jax.Array | None = None, labels: jax.Array | None = None) -> np.ndarray:
