@@ -144,6 +144,9 @@ def add_run_flags(parser: argparse.ArgumentParser, preset: Preset) -> None:
              "(default: the cluster's environment, if any, else a single process)")
     add("--num-processes", type=positive_int, default=None, help="multi-host: number of processes")
     add("--process-id", type=non_negative_int, default=None, help="multi-host: this process's index")
+    add("--member-block", type=positive_int, default=None,
+        help="members vmapped together per device (default: on a CPU the fastest block, measured once per model "
+             "and member count and cached; elsewhere all)")
     add("--no-progress", action="store_true", help="no progress bar")
     add("--no-figures", action="store_true", help="write no figures (metrics, summary and checkpoints only)")
 
@@ -256,7 +259,8 @@ def resolve(parser: OneLineParser, args: argparse.Namespace, preset: Preset, cfg
                     Schedule() if args.schedule == ["none"] else Schedule.parse(args.schedule))
         options = RunOptions(steps=args.steps, snapshot_every=args.snapshot_every,
                              checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume,
-                             overwrite=args.overwrite, progress=not args.no_progress, schedule=schedule)
+                             overwrite=args.overwrite, progress=not args.no_progress, schedule=schedule,
+                             member_block=args.member_block)
         validate(cfg, hp)
         options.check(cfg.log_every)
         for stage in schedule.stages(hp):

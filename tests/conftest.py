@@ -2,7 +2,8 @@
 
 Every test sees exactly 2 CPU devices, whatever order the files are collected in: the count is pinned
 here, before JAX starts its backend (a test that needs another count runs a subprocess with its own
-XLA_FLAGS). Compiled programs are cached on disk for the session, so the many tests that compile the
+XLA_FLAGS). The member layout follows the rule, not a timed probe (gan_jax.engine.layout), except where a
+test asks for the probe. Compiled programs are cached on disk for the session, so the many tests that compile the
 same small programs compile them once.
 """
 import contextlib
@@ -15,10 +16,19 @@ import sys
 import tempfile
 from typing import NamedTuple
 
+
+def xla_env(n_devices: int = 2, **extra) -> dict:
+    """os.environ for a subprocess with `n_devices` CPU devices (and any other XLA flags this one has)."""
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    return {**os.environ, "XLA_FLAGS": " ".join(flags + [f"--xla_force_host_platform_device_count={n_devices}"]),
+            "JAX_PLATFORMS": "cpu", **extra}
+
+
 os.environ["XLA_FLAGS"] = " ".join(
     [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
     + ["--xla_force_host_platform_device_count=2"])
 os.environ["JAX_PLATFORMS"] = "cpu"
+os.environ["GAN_JAX_PROBE_LAYOUT"] = "0"  # the rule's member block, no timed probe (but in tests/test_layout.py)
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="gan_jax_test_cache_"))
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"

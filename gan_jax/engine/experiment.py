@@ -10,6 +10,7 @@ memory the members and the compiled program need, and the checkpoint to resume.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import pathlib
 import time
@@ -23,7 +24,7 @@ from gan_jax.core.config import HParams
 from gan_jax.core.streams import stream_key
 from gan_jax.core.gan import GAN, TrainState
 from gan_jax.core.validate import validate
-from gan_jax.engine import checkpoint, preemption, rundir
+from gan_jax.engine import checkpoint, layout, preemption, rundir
 from gan_jax.engine.logs import MetricLog
 from gan_jax.engine.members import Member, member_keys, stack_hparams
 from gan_jax.engine.runner import chunk_plan, train_members
@@ -61,6 +62,7 @@ class RunOptions:
     overwrite: bool = False  # allow writing into a non-empty run directory
     progress: bool = True  # a progress bar
     schedule: Schedule = Schedule()  # traced hyperparameters changed at given steps (gan_jax.engine.schedule)
+    member_block: int | None = None  # members vmapped together per device; None: measured (gan_jax.engine.layout)
 
     def check(self, log_every: int) -> None:
         """Raise ConfigError naming the first bad option; intervals must be multiples of `log_every`."""
@@ -71,6 +73,8 @@ class RunOptions:
         for name in ("steps", "keep"):
             value = getattr(self, name)
             need(isinstance(value, int) and value > 0, name, f"must be a positive integer, got {value!r}")
+        need(self.member_block is None or (isinstance(self.member_block, int) and self.member_block > 0),
+             "member_block", f"must be a positive integer or None, got {self.member_block!r}")
         need(isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 0, "checkpoint_every",
              f"must be an integer >= 0, got {self.checkpoint_every!r}")
         if self.snapshot_every is not None:
@@ -236,7 +240,9 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     rundir.check_target(out, options.overwrite, options.resume)
     gan.check_sampler()  # a GAN built or replaced by hand was not checked when built
     ran = recorded_pieces(gan, evaluate)
-    sweep = Sweep(gan, len(members))
+    sweep = Sweep(gan, len(members), member_block=options.member_block)
+    if options.resume and options.member_block is None:
+        sweep.layout = recorded_layout(out, sweep) or sweep.layout  # the numbers of the layout it started with
     log_every = gan.cfg.log_every  # a run without snapshots is one chunk, rounded up to whole logged windows
     every = math.gcd(options.snapshot_every or -(-options.steps // log_every) * log_every, options.checkpoint_every,
                      *options.schedule.steps)
@@ -259,6 +265,7 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
                                       "seeds": seeds,
                                       "hparams": hparams, "devices": [str(d) for d in jax.devices()],
                                       "processes": jax.process_count(), "schedule": options.schedule.to_json(),
+                                      "layout": sweep.layout.to_json(),
                                       **(extra_config or {})})
     log = MetricLog(writer.metrics_dir if primary else None, seeds, hparams, resume_step or (start or None))
     if controller:
@@ -308,6 +315,7 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     times.wall_s = time.perf_counter() - t0
     summary = summarize(log, times.summary(), sweep, step, np.asarray(sweep.gather(state.diverged_at)),
                         initial_hparams=hparams)
+    summary["layout"] = {**sweep.layout.to_json(), "probe_s": round(sweep.probe_s, 2)}
     if preempted:
         summary["preempted"] = {"signal": preempted, "step": step, "checkpointed": bool(checkpoints)}
     writer.write_json("summary.json", summary)
@@ -318,6 +326,15 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
                     eval_stats, hp, preempted)
     write_samples(result, *(samples or default_samples(gan, evaluate)))
     return result
+
+
+def recorded_layout(out: pathlib.Path, sweep: Sweep) -> layout.Layout | None:
+    """The member block a run being resumed trained with (config.json), where it fits these members."""
+    try:
+        block = json.loads((out / "config.json").read_text())["layout"]["member_block"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return layout.Layout(block, "recorded") if isinstance(block, int) and sweep.local % block == 0 else None
 
 
 def _checkpoints(out: pathlib.Path, options: RunOptions, sweep: Sweep, state: tuple, config: dict):
@@ -368,6 +385,8 @@ def throughput_line(summary: dict) -> str:
     speed = "no steps trained here" if speed is None else f"{speed:,.0f} seed-steps/s"
     line = (f"{summary['n_members']} members x {summary['steps']} steps on {summary['devices']} device(s): "
             f"{speed}, compile {summary['compile_s']:.1f} s, wall {summary['wall_s']:.1f} s")
+    if "layout" in summary:
+        line += f"; member block {summary['layout']['member_block']} ({summary['layout']['chosen_by']})"
     for reason, why in (("diverged", "diverged"), ("stuck", "stuck (a gradient norm not finite)")):
         flagged = [d for d in summary["diverged"] if d.get("reason", "diverged") == reason]
         if flagged:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from typing import Any, Callable, Sequence
 
@@ -16,11 +17,12 @@ from gan_jax.core import loop
 from gan_jax.core.config import HParams
 from gan_jax.core.gan import GAN, Metrics, TrainState
 from gan_jax.core.streams import stream_key
+from gan_jax.engine import layout as layouts
 from gan_jax.engine import resources
 from gan_jax.engine.members import member_keys, stack_hparams  # noqa: F401  (the sweep's inputs, importable here)
 
 MEMBER_AXIS = "members"
-CPU_MEMBER_BLOCK = 16
+CPU_MEMBER_BLOCK = layouts.CPU_RULE_BLOCK  # the member block on a CPU where none is measured
 ACCELERATOR_EVAL_BLOCK = 64  # members evaluated at once per device off the CPU (MNIST: ~80 MB of activations each)
 # Samples per generator call in `generate` and `evaluate`: a full-width DCGAN's 26,000 Stacked MNIST samples in one call
 # took the 24 GB CPU host past its limit (half width peaked at 13 GB). A tenth of those; the toy's 2,500
@@ -47,13 +49,14 @@ class Sweep:
     gan: GAN
     n_members: int
     devices: Sequence[jax.Device] | None = None
-    member_block: int | None = None  # members vmapped together per device; None: 16 on CPU, all elsewhere
+    member_block: int | None = None  # members vmapped together per device; None: measured on a CPU, all elsewhere
     eval_block: int | None = None  # members evaluated together per device; None: 1 on CPU, 64 elsewhere
     eval_slice: int = EVAL_SLICE  # at most this many samples per G call in `generate` and `evaluate` (lax.map)
     compile_s: float = 0.0  # total seconds spent compiling so far
+    probe_s: float = 0.0  # seconds spent measuring which member block is fastest (layout.probe)
     mesh: Mesh = dataclasses.field(init=False)
     sharding: NamedSharding = dataclasses.field(init=False)
-    block: int = dataclasses.field(init=False)  # the member block actually used: divides the members per device
+    local: int = dataclasses.field(init=False)  # members per device
     compiled: dict[int, jax.stages.Compiled] = dataclasses.field(init=False, default_factory=dict)  # by length
     _init: Callable = dataclasses.field(init=False, repr=False)
     _generate: Callable = dataclasses.field(init=False, repr=False)
@@ -65,12 +68,9 @@ class Sweep:
             raise ValueError(f"n_members ({self.n_members}) and member_block ({self.member_block}) must be >= 1")
         self.mesh = member_mesh(self.n_members, self.devices)
         self.sharding = NamedSharding(self.mesh, PartitionSpec(MEMBER_AXIS))
-        local = self.n_members // self.mesh.devices.size
-        if self.member_block is None:
-            self.member_block = CPU_MEMBER_BLOCK if self.mesh.devices.flat[0].platform == "cpu" else local
-        self.block = largest_divisor(local, self.member_block)
+        self.local = local = self.n_members // self.mesh.devices.size
         if self.eval_block is None:
-            self.eval_block = 1 if self.mesh.devices.flat[0].platform == "cpu" else ACCELERATOR_EVAL_BLOCK
+            self.eval_block = 1 if self.platform == "cpu" else ACCELERATOR_EVAL_BLOCK
         self.eval_block = largest_divisor(local, self.eval_block)
         self._init = jax.jit(jax.vmap(self.gan.init), out_shardings=self.sharding)
         self._generate = jax.jit(jax.vmap(self._member_samples, in_axes=(0, None, None, 0)))
@@ -78,6 +78,53 @@ class Sweep:
     @property
     def mesh_devices(self) -> list[jax.Device]:
         return list(self.mesh.devices.flat)
+
+    @property
+    def platform(self) -> str:
+        return self.mesh.devices.flat[0].platform
+
+    # -- layout -------------------------------------------------------------------------------------------
+    @functools.cached_property
+    def layout(self) -> layouts.Layout:
+        """How each device's members are vmapped (`gan_jax.engine.layout`), decided at the first compile:
+        `member_block` when given; one vmap of every member off the CPU; on a CPU, the fastest block measured
+        (cached per model, members per device and machine), or the rule's where probing is off or several
+        processes would have to agree. Assign a Layout before compiling to impose one (a resumed run's)."""
+        if self.member_block is not None:
+            return layouts.Layout(largest_divisor(self.local, self.member_block), "given")
+        if self.local == 1:
+            return layouts.Layout(1, "one member")
+        if self.platform != "cpu":
+            return layouts.Layout(self.local, "rule")
+        if not layouts.probing() or jax.process_count() > 1:
+            return layouts.Layout(largest_divisor(self.local, CPU_MEMBER_BLOCK), "rule")
+        start = time.perf_counter()
+        key = layouts.cache_key(config=self.gan.recorded_config(), pieces=self.gan.pieces(), local=self.local,
+                                devices=self.mesh.devices.size, kind=self.mesh_devices[0].device_kind,
+                                cpu=os.cpu_count(), jax=jax.__version__)
+        chosen = layouts.probe(self.local, self._measure, key)
+        self.probe_s += time.perf_counter() - start
+        return chosen
+
+    @property
+    def block(self) -> int:
+        """The member block used: divides the members per device."""
+        return self.layout.block
+
+    def _measure(self, block: int, min_seconds: float = 0.3) -> float:
+        """Seed-steps/s of `block` members per device vmapped as one block, over one logged window of steps."""
+        n, steps = block * self.mesh.devices.size, self.gan.cfg.log_every
+        trial = Sweep(self.gan, n, self.mesh_devices, member_block=block)
+        hp = stack_hparams([HParams()] * n)
+        box = [trial.run(trial.init(member_keys(range(n))), hp, steps)[0]]  # compiles, then a warm-up call
+        jax.block_until_ready(box[0])
+        best, spent = float("inf"), 0.0
+        while spent < min_seconds or best == float("inf"):
+            start = time.perf_counter()
+            box[0] = jax.block_until_ready(trial.run(box[0], hp, steps)[0])
+            best = min(best, time.perf_counter() - start)
+            spent += time.perf_counter() - start
+        return n * steps / best
 
     # -- shapes and placement ---------------------------------------------------------------------------
     @functools.cached_property
@@ -130,6 +177,7 @@ class Sweep:
         after checking that it fits in memory (ResourceError)."""
         if num_steps not in self.compiled:
             resources.check_state(self.state_bytes_per_member(), self.n_members, self.mesh_devices)
+            self.layout  # noqa: B018  (decided, timed if need be, before the program is traced)
             spec = PartitionSpec(MEMBER_AXIS)
             run = jax.shard_map(functools.partial(self._run_local, num_steps=num_steps), mesh=self.mesh,
                                 in_specs=(spec, spec), out_specs=spec)

@@ -1,0 +1,80 @@
+"""The member layout: which blocks are timed, the fastest chosen and cached, a resumed run keeping its own,
+and every candidate block giving the numbers of the reference layout (one vmap of every member)."""
+import json
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from gan_jax.components.optim import default_hparams
+from gan_jax.core.config import Config
+from gan_jax.core.gan import GAN
+from gan_jax.engine import experiment, layout
+from gan_jax.engine.members import grid
+from gan_jax.engine.sweep import member_keys, stack_hparams, Sweep
+
+
+@pytest.fixture
+def probing(tmp_path, monkeypatch):
+    monkeypatch.setenv(layout.PROBE_ENV, "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "gan_jax" / "layouts.json"
+
+
+def test_candidates_are_the_power_of_two_divisors_and_the_whole():
+    assert layout.candidates(1) == [1]
+    assert layout.candidates(4) == [1, 2, 4]
+    assert layout.candidates(6) == [1, 2, 6]
+    assert layout.candidates(12) == [1, 2, 4, 12]
+    assert layout.candidates(128) == [1, 2, 4, 8, 16, 32, 64]  # 128 itself is past MAX_CANDIDATE
+
+
+def test_the_fastest_block_is_chosen_then_read_from_the_cache(probing):
+    rates = {1: 100.0, 2: 180.0, 4: 176.0, 8: 120.0}
+    chosen = layout.probe(8, rates.__getitem__, "key")
+    assert chosen == layout.Layout(4, "probe", rates)  # 4 is within 3% of 2's rate: the larger block
+    assert json.loads(probing.read_text())["key"]["block"] == 4
+
+    def never(block):
+        raise AssertionError("measured again")
+
+    assert layout.probe(8, never, "key") == layout.Layout(4, "cache", rates)
+    assert layout.probe(2, lambda b: {1: 5.0, 2: 1.0}[b], "key").block == 1  # 4 does not divide 2: measured
+    probing.write_text("{not json")
+    assert layout.probe(8, {1: 1.0, 2: 3.0, 4: 2.0, 8: 1.0}.__getitem__, "key").block == 2  # unreadable: measured
+
+
+def train(sweep, steps=20):
+    hp = stack_hparams([default_hparams("rmsprop", lr) for lr in (1e-3, 2e-3, 5e-4, 1e-3) * 2])
+    state, metrics = sweep.run(sweep.init(member_keys(range(8))), hp, steps)
+    return jax.device_get((state.g_params, state.d_params, state.g_opt_state, state.g_ema, metrics))
+
+
+def test_every_candidate_block_trains_the_reference_numbers_and_the_probe_picks_one(probing):
+    """8 members on 2 devices: blocks 1, 2 and 4 (every candidate) against one vmap of all 4 per device; the
+    probed Sweep times each candidate and then trains exactly as the Sweep given its choice."""
+    gan = GAN.from_config(Config(batch_size=64, log_every=10))
+    reference = train(Sweep(gan, 8, member_block=4))
+    for block in layout.candidates(4)[:-1]:
+        for a, b in zip(jax.tree.leaves(reference), jax.tree.leaves(train(Sweep(gan, 8, member_block=block)))):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    probed = Sweep(gan, 8)
+    state = train(probed)
+    assert probed.layout.chosen_by == "probe" and set(probed.layout.rates) == {1, 2, 4} and probed.probe_s > 0
+    chex.assert_trees_all_equal(state, train(Sweep(gan, 8, member_block=probed.block)))
+    assert Sweep(gan, 8).layout.chosen_by == "cache"
+
+
+def test_a_run_records_its_layout_and_a_resumed_run_keeps_it(probing, tmp_path):
+    gan = GAN.from_config(Config(batch_size=32, log_every=10))
+    members = grid(range(8), default_hparams("rmsprop"))
+    options = experiment.RunOptions(20, snapshot_every=10, checkpoint_every=10, progress=False, member_block=1)
+    first = experiment.run(gan, members, tmp_path / "run", options)
+    assert first.summary["layout"] == {"member_block": 1, "chosen_by": "given", "probe_seed_steps_per_s": {},
+                                       "probe_s": 0}
+    assert "member block 1 (given)" in experiment.throughput_line(first.summary)
+    again = experiment.RunOptions(30, snapshot_every=10, checkpoint_every=10, progress=False, resume=True)
+    resumed = experiment.run(gan, members, tmp_path / "run", again)
+    assert resumed.summary["layout"]["member_block"] == 1 and resumed.summary["layout"]["chosen_by"] == "recorded"
+    assert not probing.exists()  # nothing was timed
