@@ -43,7 +43,7 @@ def main(argv=None):
     real, z = spiral(k_real, 1000), gan.sample_noise(k_z, 1000)
     options = gj.RunOptions(args.steps, snapshot_every=500, checkpoint_every=500, resume=args.resume)
     result = gj.run(gan, members, args.out, options,
-                            evaluate=gj.evaluator(z, functools.partial(nearest_real, real=real)))
+                    evaluate=gj.evaluator(z, functools.partial(nearest_real, real=real)))
     samples = np.asarray(result.sweep.gather(result.sweep.generate(result.state, z)))
     gj.plotting.snapshot_grid([(f"lr {m.hparams.lr_g:g}, seed {m.seed}", s) for m, s in zip(members, samples)][::2],
                            np.asarray(real), result.run.figures / "final_samples.png", max_panels=8)

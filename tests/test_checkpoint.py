@@ -1,5 +1,3 @@
-import os
-import pathlib
 import signal
 import subprocess
 import sys
@@ -9,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, xla_env
 from gan_jax.components.optim import default_hparams
 from gan_jax.core.config import Config, GeneratorConfig
 from gan_jax.core.gan import GAN
@@ -151,7 +149,7 @@ KILLED_MID_SAVE = textwrap.dedent("""
 
 
 def test_sigkill_mid_save_resumes_from_last_complete(sweep, hp, tmp_path):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    env = xla_env(2)
     proc = subprocess.Popen([sys.executable, "-c", KILLED_MID_SAVE, str(tmp_path)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

@@ -41,6 +41,7 @@ def test_r2_and_r4_parameter_counts():
     assert n_params(r4.g_params) == 114_064 and n_params(r4.d_params) == 100_609
 
 
+@pytest.mark.slow  # a duplicate: R2 is test_train's MLP (vmapped == single for RMSProp and Adam) at other widths
 def test_r2_vmapped_members_equal_single_runs():
     gan = preset_gan("r2", synthetic_images(), log_every=10)
     hps = [default_hparams("adam", lr) for lr in (1e-3, 2e-4)]

@@ -4,7 +4,6 @@ halving keeps exactly the top members at each rung."""
 import contextlib
 import io
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, run_main
+from conftest import REPO, run_main, xla_env
 from gan_jax.components.optim import default_hparams
 from gan_jax.core.config import Config, HParams
 from gan_jax.core.gan import GAN
@@ -131,7 +130,7 @@ def run_script(tmp_path, n_devices):
             namespace["main"](out)
         stdout = printed.getvalue()
     else:
-        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}"}
+        env = xla_env(n_devices)
         proc = subprocess.run([sys.executable, "-c", SCRIPT, out], cwd=REPO, env=env, capture_output=True,
                               text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]

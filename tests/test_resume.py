@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from conftest import REPO, run_main
 from gan_jax.engine import logs
@@ -45,6 +46,7 @@ def test_resume_at_the_last_step_finishes_the_run_without_training(tmp_path):
     assert summary["steps"] == 40 and summary["seed_steps_per_s"] is None
 
 
+@pytest.mark.slow  # a duplicate: the SIGTERM test below resumes a stopped run; test_checkpoint kills one mid-save
 def test_sigkill_mid_run_then_resume_finishes_with_the_same_numbers(tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "experiments.toy_quadratic", *FLAGS, "--steps", "200", "--out", str(out)]

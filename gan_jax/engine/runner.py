@@ -5,7 +5,6 @@ import dataclasses
 import time
 from typing import Callable
 
-import jax
 import numpy as np
 from tqdm.auto import tqdm
 
