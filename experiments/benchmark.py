@@ -1,8 +1,8 @@
-"""Throughput of gan_jax's fused sweep against naive JAX and PyTorch eager, over members and devices.
+"""Throughput of gan_jax's fused sweep against naive JAX and PyTorch, over members and devices; its % of peak.
 
-    python -m experiments.benchmark                    # the CPU suite: about 5 minutes on 2 idle CPU cores
+    python -m experiments.benchmark                    # the CPU suite: 8-10 minutes on 2 idle CPU cores (estimated)
     python -m experiments.benchmark --quick            # short lists, few steps: a smoke test, not a measurement
-    python -m experiments.benchmark --suite gpu        # the GPU suite: under 8 minutes on one H200
+    python -m experiments.benchmark --suite gpu        # the GPU suite: under 10 minutes on one H200 (estimated)
     python -m experiments.benchmark --suite gpu --tiny # every code path of the GPU suite, on a CPU, in seconds
 
 CPU suite: R1 (the toy quadratic: 16/16 MLPs, RMSProp, batch 256) as naive JAX (one seed, a Python loop over
@@ -10,14 +10,21 @@ a jitted step), fused (`gan_jax.engine.sweep`: members vmapped, a chunk of steps
 sharded over every device and, for comparison, one device) and a plain PyTorch eager loop; the same R1
 members trained by the experiment runner as the CLI does (`tasks.toy.train_and_evaluate`: evaluations,
 snapshots, metric files), its training-only rate beside the benchmark's; R2 (the MNIST MLP on synthetic
-uint8 images) fused against PyTorch eager; R1 on 8 emulated CPU devices against 1 (subprocesses). All in one
-process but the last, so ratios compare runs measured side by side.
+uint8 images) fused against naive JAX and PyTorch eager; the dcgan preset (synthetic images) fused at
+--dcgan-members against PyTorch eager; R1 on 8 emulated CPU devices against 1 (subprocesses). Beside each
+model's fused rows, its PyTorch peers: the same members as one `torch.func` ensemble (stacked parameters,
+vmapped gradients, one optimizer over the stacked tensors) at each member count, and that ensemble's
+gradients under `torch.compile` at one member count (the largest up to 16; {"skipped": why} where it does
+not compile); and how far from the limit: XLA's FLOPs per seed-step (`speed.flops_per_step`) and a float32
+matmul timed in the same run (`speed.matmul_peak`), so each fused row has its achieved GFLOP/s and % of that
+peak. All in one process but the last, so ratios compare runs measured side by side.
 
 GPU suite: R1 at 1,024 / 8,192 / 65,536 members, R2 at 64 / 512 / 4,096, DCGAN at 64 / 256: seed-steps/s,
 compile time, peak device memory, state bytes per member, and each model's largest member count that fits
-(from XLA's memory analysis); fp32 against bf16 matmuls; naive JAX and PyTorch eager (on the GPU) for the
-ratios; and the goals (R2 64 seeds x 300,000 steps under 5 minutes, R1 1,024 seeds x 100,000 steps under 2
-minutes, R1 >= 1,000x PyTorch eager) from the measured rates. The JSON's schema is in docs/clusters.md.
+(from XLA's memory analysis); fp32 against bf16 matmuls; naive JAX (R1, R2), PyTorch eager (on the GPU) and
+the torch.func ensemble (eager and compiled) at one member count per model for the ratios; and the goals
+(R2 64 seeds x 300,000 steps under 5 minutes, R1 1,024 seeds x 100,000 steps under 2 minutes, R1 >= 1,000x
+PyTorch eager) from the measured rates. The JSON's schema is in docs/clusters.md.
 """
 from __future__ import annotations
 
@@ -37,12 +44,15 @@ from gan_jax.engine.members import grid
 
 R2_TARGET = 2.5  # R2 fused seed-steps/s on the CPU over the PyTorch eager loop's steps/s
 R1_CLI_TARGET = 55  # the CLI's R1 run (256 members x 2,000 steps) over PyTorch eager's R1 steps/s
-QUICK = dict(members=[1, 4], r2_members=[1, 4], steps=20, r2_steps=5, torch_steps=20, emulated_members=16,
-             cli_members=16, cli_steps=200, min_seconds=0.2)
+QUICK = dict(members=[1, 4], r2_members=[1, 4], dcgan_members=[1, 2], steps=20, r2_steps=5, dcgan_steps=1,
+             torch_steps=20, emulated_members=16, cli_members=16, cli_steps=200, min_seconds=0.2)
+COMPILE_MAX_MEMBERS = 16  # the CPU suite's torch.compile ensemble: at the largest member count up to this
 GPU_SUITE = {"R1": [1024, 8192, 65536], "R2": [64, 512, 4096], "DCGAN": [64, 256]}
 GPU_STEPS = {"R1": 1000, "R2": 200, "DCGAN": 50}  # per compiled chunk, called until min_seconds have passed
 TINY_SUITE = {"R1": [2], "R2": [2], "DCGAN": [2]}
 TINY_STEPS = {"R1": 10, "R2": 2, "DCGAN": 1}
+GPU_ENSEMBLE = {"R1": 1024, "R2": 64, "DCGAN": 64}  # the torch.func ensemble's members, one count per model
+TINY_ENSEMBLE = {"R1": 2, "R2": 2, "DCGAN": 2}
 
 
 def members_list(text: str) -> list[int]:
@@ -77,7 +87,7 @@ def cli_run(members: int, steps: int) -> dict:
             "compile_s": s["compile_s"], "wall_s": s["wall_s"]}
 
 
-def run_r1(args) -> dict:
+def run_r1(args, peak: dict) -> dict:
     gan, hp = speed.model("R1")
     base = speed.naive(gan, hp, args.steps * 10, args.min_seconds)
     torch = speed.torch_rate(gan.cfg, hp, args.torch_steps, args.min_seconds)
@@ -88,10 +98,11 @@ def run_r1(args) -> dict:
         for layout in layouts:
             row = speed.fused(gan, hp, members, args.steps, args.min_seconds, layout, args.member_block)
             rows.append(dict(row, x_naive=row["seed_steps_per_s"] / base["steps_per_s"]))
-    cli = cli_run(args.cli_members, args.cli_steps)
+    out = {"naive": base, "torch": torch, "fused": rows, **peers(gan, hp, args.members, args.steps, args)}
+    annotate(out, torch, peak)
+    cli = out["cli"] = cli_run(args.cli_members, args.cli_steps)
     bench = max((r for r in rows if r["members"] == args.cli_members and r["devices"] == len(all_devices)),
                 key=lambda r: r["seed_steps_per_s"], default=None)
-    out = {"naive": base, "torch": torch, "fused": rows, "cli": cli}
     if bench:
         cli["x_benchmark"] = cli["seed_steps_per_s"] / bench["seed_steps_per_s"]
     if "skipped" not in torch:
@@ -100,7 +111,7 @@ def run_r1(args) -> dict:
     return out
 
 
-def run_r2(args) -> dict:
+def run_r2(args, peak: dict) -> dict:
     gan, hp = speed.model("R2")
     torch = [speed.torch_rate(gan.cfg, hp, args.torch_steps, args.min_seconds, threads)
              for threads in dict.fromkeys([os.cpu_count() or 1, 1])]
@@ -108,16 +119,53 @@ def run_r2(args) -> dict:
     rows = []
     for members in args.r2_members:
         row = speed.fused(gan, hp, members, args.r2_steps, args.min_seconds, None, args.member_block)
-        row["x_naive"] = row["seed_steps_per_s"] / base["steps_per_s"]
-        if "skipped" not in torch[0]:
-            row["x_torch"] = row["seed_steps_per_s"] / torch[0]["steps_per_s"]
-        rows.append(row)
-    out = {"naive": base, "torch": torch, "fused": rows}
+        rows.append(dict(row, x_naive=row["seed_steps_per_s"] / base["steps_per_s"]))
+    out = {"naive": base, "torch": torch, "fused": rows, **peers(gan, hp, args.r2_members, args.r2_steps, args)}
+    annotate(out, torch[0], peak)
     if "skipped" not in torch[0]:
         best = max(rows, key=lambda r: r["x_torch"])
         out["target"] = {"target": R2_TARGET, "members": best["members"], "x_torch": best["x_torch"],
                          "met": best["x_torch"] >= R2_TARGET}
     return out
+
+
+def run_dcgan(args, peak: dict) -> dict:
+    """The dcgan preset on synthetic images: fused at --dcgan-members, PyTorch eager (one seed) and peers."""
+    gan, hp = speed.model("DCGAN")
+    torch = speed.torch_rate(gan.cfg, hp, args.dcgan_steps, args.min_seconds)
+    rows = [speed.fused(gan, hp, members, args.dcgan_steps, args.min_seconds, None, args.member_block)
+            for members in args.dcgan_members]
+    out = {"torch": torch, "fused": rows, **peers(gan, hp, args.dcgan_members, args.dcgan_steps, args)}
+    annotate(out, torch, peak)
+    return out
+
+
+def peers(gan, hp, counts: list[int], steps: int, args) -> dict:
+    """XLA's FLOPs per seed-step; the torch.func ensemble of the same members at each count (eager; `steps`
+    per timing); its gradients under torch.compile at the largest count up to COMPILE_MAX_MEMBERS."""
+    counts = list(dict.fromkeys(counts))
+    compile_at = max([n for n in counts if n <= COMPILE_MAX_MEMBERS] or [min(counts)])
+    return {"flops_per_seed_step": speed.flops_per_step(gan, hp),
+            "torch_ensemble": [speed.torch_ensemble_rate(gan.cfg, hp, n, steps, args.min_seconds) for n in counts],
+            "torch_compiled": speed.torch_ensemble_rate(gan.cfg, hp, compile_at, steps, args.min_seconds, compile=True)}
+
+
+def annotate(section: dict, eager: dict, peak: dict) -> None:
+    """Each fused row's ratios: x_torch (over PyTorch eager's one seed), x_torch_ensemble and
+    x_torch_compiled (over the torch.func ensemble of the same member count, eager and compiled); its
+    achieved GFLOP/s (seed-steps/s x XLA's FLOPs per seed-step) and pct_peak (% of the measured matmul peak)."""
+    rate = lambda rows: {r["members"]: r["seed_steps_per_s"] for r in rows if "skipped" not in r}  # noqa: E731
+    ensemble, compiled = rate(section["torch_ensemble"]), rate([section["torch_compiled"]])
+    for row in section["fused"]:
+        r = row["seed_steps_per_s"]
+        if "skipped" not in eager:
+            row["x_torch"] = r / eager["steps_per_s"]
+        for key, peer in (("x_torch_ensemble", ensemble), ("x_torch_compiled", compiled)):
+            if row["members"] in peer:
+                row[key] = r / peer[row["members"]]
+        if section["flops_per_seed_step"]:
+            row["gflops_per_s"] = r * section["flops_per_seed_step"] / 1e9
+            row["pct_peak"] = 100 * row["gflops_per_s"] / peak["gflops"]
 
 
 def emulated(args, n_devices: int) -> dict:
@@ -134,7 +182,9 @@ def emulated(args, n_devices: int) -> dict:
 
 
 def cpu_suite(args) -> dict:
-    report = {"suite": "cpu", "r1": run_r1(args), "r2": run_r2(args)}
+    peak = speed.matmul_peak()
+    report = {"suite": "cpu", "peak": peak, "r1": run_r1(args, peak), "r2": run_r2(args, peak),
+              "dcgan": run_dcgan(args, peak)}
     if not args.no_emulated:
         runs = [emulated(args, n) for n in (8, 1)]
         report["emulated_devices"] = {"members": args.emulated_members, "runs": runs,
@@ -142,11 +192,16 @@ def cpu_suite(args) -> dict:
     return report
 
 
+PEER_COLUMNS = ["x_torch", "x_torch_ensemble", "x_torch_compiled", "gflops_per_s", "pct_peak"]
+
+
 def print_cpu(report: dict) -> None:
-    r1, r2 = report["r1"], report["r2"]
-    print(f"\nR1: naive JAX {r1['naive']['steps_per_s']:,.0f} steps/s; PyTorch eager "
-          + (f"{r1['torch']['steps_per_s']:,.0f} steps/s" if "skipped" not in r1["torch"] else r1["torch"]["skipped"]))
-    _table(r1["fused"], ["x_naive"])
+    r1, r2, dc, peak = report["r1"], report["r2"], report["dcgan"], report["peak"]
+    print(f"\nmeasured float32 matmul peak ({peak['n']}x{peak['n']}): {peak['gflops']:,.0f} GFLOP/s ("
+          + ", ".join(f"{k} {v:,.0f}" for k, v in peak["gflops_by"].items()) + ")")
+    print(f"\nR1: naive JAX {r1['naive']['steps_per_s']:,.0f} steps/s; PyTorch eager {_rate(r1['torch'])}")
+    _peers(r1)
+    _table(r1["fused"], ["x_naive", *PEER_COLUMNS])
     cli = r1["cli"]
     print(f"R1 as the CLI runs it, {cli['members']} members x {cli['steps']} steps: {cli['seed_steps_per_s']:,.0f} "
           f"seed-steps/s training (compile {cli['compile_s']:.1f} s, wall {cli['wall_s']:.1f} s)"
@@ -154,40 +209,73 @@ def print_cpu(report: dict) -> None:
           + (f"; {cli['x_torch']:.1f}x PyTorch eager (target {R1_CLI_TARGET}x: "
              f"{'met' if r1['cli_target']['met'] else 'NOT met'})" if "x_torch" in cli else ""))
     print(f"\nR2: naive JAX {r2['naive']['steps_per_s']:,.0f} steps/s; PyTorch eager "
-          + ", ".join(f"{t['steps_per_s']:,.0f} steps/s at {t['threads']} thread(s)" if "skipped" not in t
-                      else t["skipped"] for t in r2["torch"]))
-    _table(r2["fused"], ["x_naive"] + (["x_torch"] if "target" in r2 else []))
+          + ", ".join(_rate(t) + (f" at {t['threads']} thread(s)" if "threads" in t else "") for t in r2["torch"]))
+    _peers(r2)
+    _table(r2["fused"], ["x_naive", *PEER_COLUMNS])
     if "target" in r2:
         t = r2["target"]
         print(f"R2 target >= {R2_TARGET}x PyTorch eager: {t['x_torch']:.2f}x at {t['members']} members -> "
               f"{'met' if t['met'] else 'NOT met'}")
+    print(f"\nDCGAN: PyTorch eager {_rate(dc['torch'])}")
+    _peers(dc)
+    _table(dc["fused"], PEER_COLUMNS)
     if report.get("emulated_devices"):
         e = report["emulated_devices"]
         print(f"R1 {e['members']} members on 8 emulated CPU devices vs 1: {e['ratio_8_over_1']:.2f}x")
 
 
+def _rate(torch: dict) -> str:
+    return torch["skipped"] if "skipped" in torch else f"{_num(torch['steps_per_s'])} steps/s"
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _peers(section: dict) -> None:
+    """A model's torch.func ensemble rates, its compiled rate and XLA's FLOPs per seed-step, one line each."""
+    said = lambda r: r["skipped"] if "skipped" in r else _num(r["seed_steps_per_s"])  # noqa: E731
+    c, flops = section["torch_compiled"], section["flops_per_seed_step"]
+    print("  torch.func ensemble, seed-steps/s by members: "
+          + ", ".join(f"{r['members']}: {said(r)}" for r in section["torch_ensemble"]))
+    print(f"  torch.compile of its gradients, {c['members']} members: {said(c)}"
+          + (f" seed-steps/s (first call, compiling: {c['compile_s']:.0f} s)" if "compile_s" in c else ""))
+    print(f"  XLA: {flops / 1e9:.4g} GFLOP per seed-step" if flops else "  XLA: no FLOP count")
+
+
+_HEADS = {"x_naive": "x naive", "x_torch": "x torch", "x_torch_ensemble": "x ensemble",
+          "x_torch_compiled": "x compiled", "gflops_per_s": "GFLOP/s", "pct_peak": "% peak"}
+
+
 def _table(rows: list[dict], ratios: list[str]) -> None:
-    print(f"{'model':>6} {'prec':>5} {'members':>8} {'devices':>7} {'block':>5} {'compile s':>9} {'seed-steps/s':>14} "
-          + "".join(f"{r.replace('_', ' '):>10}" for r in ratios) + f" {'state B/member':>14} {'peak MB':>8}")
+    """One line per fused row: its layout, compile time and rate, then the `ratios` columns ("-": not
+    measured), state bytes per member and peak device memory."""
+    print(f"{'model':>6} {'prec':>5} {'members':>8} {'devices':>7} {'block':>5} {'compile s':>9} {'seed-steps/s':>14}"
+          + "".join(f"{_HEADS.get(r, r):>11}" for r in ratios) + f" {'state B/member':>14} {'peak MB':>8}")
     for r in rows:
         peak = f"{r['peak_bytes'] / 2**20:,.0f}" if r.get("peak_bytes") else "-"
         print(f"{r.get('model', ''):>6} {r.get('precision', 'fp32'):>5} {r['members']:>8,} {r['devices']:>7} "
-              f"{r['member_block']:>5} {r['compile_s']:>9.1f} {r['seed_steps_per_s']:>14,.0f}"
-              + "".join(f"{r[k]:>10.2f}" for k in ratios) + f" {r['state_bytes_per_member']:>14,} {peak:>8}")
+              f"{r['member_block']:>5} {r['compile_s']:>9.1f} {r['seed_steps_per_s']:>14,.1f}"
+              + "".join(f"{r[k]:>11.2f}" if r.get(k) is not None else f"{'-':>11}" for k in ratios)
+              + f" {r['state_bytes_per_member']:>14,} {peak:>8}")
 
 
 # -- the GPU suite ---------------------------------------------------------------------------------------
 def gpu_suite(tiny: bool, min_seconds: float) -> dict:
     """Every model at every member count (fp32) and at its middle count in bf16; its largest fit; naive
-    JAX and PyTorch eager for R1 and R2; the goals from the measured rates. `tiny`: each model once, at 2
-    members, and the other measurements for R1 only: every code path, on a CPU, in about a minute."""
-    suite, steps = (TINY_SUITE, TINY_STEPS) if tiny else (GPU_SUITE, GPU_STEPS)
-    rows, fits, naive, torch = [], {}, {}, {}
+    JAX (R1, R2); PyTorch eager and the torch.func ensemble (eager, and compiled unless `tiny`) at one member
+    count per model; the goals from the measured rates. `tiny`: each model once, at 2 members, PyTorch's
+    rows, and the other measurements for R1 only: every code path, on a CPU, in about a minute."""
+    suite, steps, at = (TINY_SUITE, TINY_STEPS, TINY_ENSEMBLE) if tiny else (GPU_SUITE, GPU_STEPS, GPU_ENSEMBLE)
+    rows, fits, naive, torch, ensemble = [], {}, {}, {}, {}
     for name, counts in suite.items():
         gan, hp = speed.model(name)
         for n in counts:
             rows.append({"model": name, "precision": "fp32", **speed.fused(gan, hp, n, steps[name], min_seconds)})
             print(f"{name} {n:,} members fp32: {rows[-1]['seed_steps_per_s']:,.0f} seed-steps/s", flush=True)
+        torch[name] = speed.torch_rate(gan.cfg, hp, steps[name], min_seconds)
+        ensemble[name] = [speed.torch_ensemble_rate(gan.cfg, hp, at[name], steps[name], min_seconds, compile=c)
+                          for c in ((False,) if tiny else (False, True))]
         if tiny and name != "R1":
             continue
         middle = counts[len(counts) // 2]
@@ -196,9 +284,13 @@ def gpu_suite(tiny: bool, min_seconds: float) -> dict:
         fits[name] = speed.largest_fit(gan, counts[-1])
         if name != "DCGAN":
             naive[name] = speed.naive(gan, hp, steps[name], min_seconds)
-            torch[name] = speed.torch_rate(gan.cfg, hp, steps[name], min_seconds)
+    for row in rows:  # over the ensemble of the same members (eager, then compiled)
+        for peer in ensemble[row["model"]]:
+            if peer["members"] == row["members"] and row["precision"] == "fp32" and "skipped" not in peer:
+                row["x_torch_compiled" if peer["compiled"] else "x_torch_ensemble"] = \
+                    row["seed_steps_per_s"] / peer["seed_steps_per_s"]
     return {"suite": "gpu", "tiny": tiny, "rows": rows, "largest_fit": fits, "naive": naive, "torch": torch,
-            "goals": goals(rows, torch)}
+            "torch_ensemble": ensemble, "goals": goals(rows, torch)}
 
 
 def goals(rows: list[dict], torch: dict) -> dict:
@@ -218,14 +310,16 @@ def goals(rows: list[dict], torch: dict) -> dict:
 
 
 def print_gpu(report: dict) -> None:
-    _table(report["rows"], [])
+    _table(report["rows"], ["x_torch_ensemble", "x_torch_compiled"])
     for name, fit in report["largest_fit"].items():
         print(f"{name}: largest fit {fit['members'] or 'unknown'} members ({fit['bytes_per_member']:,.0f} bytes each, "
               f"{fit['limit']} {fit['limit_bytes'] / 1e9:.1f} GB)")
-    for name in report["naive"]:
-        t = report["torch"][name]
-        print(f"{name}: naive JAX {report['naive'][name]['steps_per_s']:,.0f} steps/s; PyTorch eager "
-              + (f"{t['steps_per_s']:,.0f} steps/s on {t['device']}" if "skipped" not in t else t["skipped"]))
+    for name, t in report["torch"].items():
+        naive = f"naive JAX {report['naive'][name]['steps_per_s']:,.0f} steps/s; " if name in report["naive"] else ""
+        print(f"{name}: {naive}PyTorch eager {_rate(t)}" + (f" on {t['device']}" if "skipped" not in t else ""))
+        for e in report["torch_ensemble"][name]:
+            print(f"  torch.func ensemble{' (torch.compile)' if e['compiled'] else ''}, {e['members']:,} members: "
+                  + (e["skipped"] if "skipped" in e else f"{_num(e['seed_steps_per_s'])} seed-steps/s"))
     for name, g in report["goals"].items():
         print(f"goal {name}: " + ("not measured" if g is None else ", ".join(
             f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items())))
@@ -240,9 +334,13 @@ def parse(argv):
     add("--quick", action="store_true", help=f"the CPU suite at small sizes, a smoke test: {QUICK}")
     add("--members", type=members_list, default=[1, 4, 16, 64, 256, 1024], help="CPU suite: R1 member counts")
     add("--r2-members", type=members_list, default=[1, 4, 16, 64], help="CPU suite: R2 member counts")
+    add("--dcgan-members", type=members_list, default=[1, 2, 4, 8], help="CPU suite: DCGAN member counts")
     add("--steps", type=positive_int, default=100, help="CPU suite: R1 steps per compiled chunk")
     add("--r2-steps", type=positive_int, default=20, help="CPU suite: R2 steps per compiled chunk")
-    add("--torch-steps", type=positive_int, default=200, help="CPU suite: steps per PyTorch timing")
+    add("--dcgan-steps", type=positive_int, default=5,
+        help="CPU suite: DCGAN steps per compiled chunk, and per timing of its PyTorch loops")
+    add("--torch-steps", type=positive_int, default=200,
+        help="CPU suite: steps per PyTorch eager timing of R1 and R2 (their ensembles: --steps, --r2-steps)")
     add("--cli-members", type=positive_int, default=256, help="CPU suite: members of the CLI-style R1 run")
     add("--cli-steps", type=positive_int, default=2000, help="CPU suite: steps of the CLI-style R1 run")
     add("--emulated-members", type=positive_int, default=256, help="R1 members on 8 and on 1 emulated CPU devices")

@@ -3,19 +3,27 @@
 - `fused`: members trained as one compiled Sweep program; seed-steps/s, compile time, state bytes per
   member, the device's peak memory.
 - `naive`: one seed, a Python loop over a jitted step: what a JAX user writes first.
-- `torch_rate`: a plain PyTorch eager loop of the same MLP GAN (R1 or R2), on torch's GPU when it has one.
+- `flops_per_step`: XLA's count of one seed-step's floating-point operations; `matmul_peak`: the measured
+  rate of a large float32 matmul, the ceiling achieved rates are read against.
+- `torch_rate`: a plain PyTorch eager loop of the same GAN (R1, R2 or the DCGAN), one seed, on torch's GPU
+  when it has one; `torch_ensemble_rate`: the same members as one `torch.func` ensemble (PyTorch's
+  model-ensembling recipe: stacked parameters, vmapped gradients), eager or under `torch.compile`.
 - `largest_fit`: the largest member count whose state and compiled program fit, from XLA's memory analysis
   of compiled programs (nothing is allocated).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
+import signal
+import threading
 import time
 from typing import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import presets
@@ -73,7 +81,7 @@ def fused(gan: GAN, hp, members: int, steps: int, min_seconds: float = 2.0, devi
 
     chunk()  # the first call: transfers, allocations
     calls, seconds = until(chunk, min_seconds)
-    return {"members": members, "devices": int(sweep.mesh.devices.size), "member_block": sweep.block,
+    return {"members": members, "devices": int(sweep.mesh.devices.size), "member_block": sweep.block, "layout": sweep.layout.chosen_by,
             "steps": steps * calls, "seconds": seconds, "compile_s": sweep.compile_s,
             "seed_steps_per_s": steps * calls * members / seconds,
             "state_bytes_per_member": sweep.state_bytes_per_member(), "peak_bytes": peak_bytes(sweep.mesh_devices[0])}
@@ -132,32 +140,171 @@ def largest_fit(gan: GAN, measured: int, devices: Sequence[jax.Device] | None = 
     return {"members": None, "limit_bytes": limit, "limit": where, "bytes_per_member": per_member}
 
 
+def flops_per_step(gan: GAN, hp) -> float | None:
+    """XLA's count of floating-point operations in one training step of one seed: the cost analysis of
+    `jax.jit(gan.step)` compiled (the fused program's analysis counts its scan's body once, not per step)."""
+    state = jax.eval_shape(gan.init, jax.random.key(0))
+    cost = jax.jit(gan.step).lower(state, hp.as_arrays()).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost["flops"]) if cost and "flops" in cost else None
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
+    """The measured float32 matmul rate, GFLOP/s: an n x n matmul, best of `repeats`, in jnp on one device,
+    in jnp on every device at once (one each, sharded), and in torch where importable. `gflops` is the
+    best of them: the ceiling the fused rows' achieved rates are read against."""
+    devices = jax.devices()
+    square = jax.jit(lambda a: a @ a)
+    rates = {"jax_one_device": _best_gflops(square, jnp.ones((n, n), jnp.float32), n, repeats)}
+    if len(devices) > 1:
+        mesh = jax.sharding.Mesh(np.array(devices), ("d",))
+        stacked = jax.device_put(jnp.ones((len(devices), n, n), jnp.float32),
+                                 jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("d")))
+        rates["jax_all_devices"] = _best_gflops(square, stacked, n, repeats)
+    torch, _ = _torch_or_skip()
+    if torch is not None and not torch.cuda.is_available():
+        rates["torch"] = _best_gflops(lambda a: a @ a, torch.ones(n, n), n, repeats, block=lambda x: x)
+    best = max(rates, key=rates.get)
+    return {"n": n, "repeats": repeats, "gflops_by": rates, "gflops": rates[best], "best": best}
+
+
+def _best_gflops(matmul: Callable, a, n: int, repeats: int, block: Callable = jax.block_until_ready) -> float:
+    block(matmul(a))  # compile, warm up
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        block(matmul(a))
+        seconds.append(time.perf_counter() - start)
+    return 2 * n ** 3 * (a.shape[0] if a.ndim == 3 else 1) / min(seconds) / 1e9
+
+
 # -- PyTorch ---------------------------------------------------------------------------------------------
-def torch_rate(cfg: Config, hp, steps: int, min_seconds: float = 1.0, threads: int | None = None) -> dict:
-    """A plain eager PyTorch loop of the MLP GAN `cfg` (R1: RMSProp, one (x, z) batch for both updates; R2:
-    Adam, fresh batches), one seed, on torch's GPU if it has one: {"steps_per_s", ...} or {"skipped": why}."""
+def _torch_or_skip():
+    """(torch, None), or (None, {"skipped": why}) where it is not importable."""
     try:
         import torch
     except ImportError as e:
-        return {"skipped": f"torch is not importable ({e}); pip install torch"}
-    if cfg.architecture != "mlp" or cfg.loss != "non_saturating" or cfg.n_disc != 1 or cfg.n_gen != 1:
-        return {"skipped": "the PyTorch loop implements the non-saturating MLP GAN with one D and one G update"}
+        return None, {"skipped": f"torch is not importable ({e}); pip install torch"}
+    return torch, None
+
+
+def torch_unsupported(cfg: Config) -> str | None:
+    """Why the PyTorch loops cannot train `cfg`, or None: they implement the unconditional non-saturating
+    MLP GAN (R1, R2) and the preset DCGAN, one D and one G update a step, no penalty, dropout or packing."""
+    dcgan = cfg.architecture == "dcgan" and (cfg.generator.activation, cfg.generator.output_activation,
+                                             cfg.discriminator.activation) == ("relu", "tanh", "leaky_relu")
+    if (cfg.architecture != "mlp" and not dcgan) or cfg.loss != "non_saturating" or (cfg.n_disc, cfg.n_gen) != (1, 1) \
+            or cfg.num_classes or cfg.gradient_penalty != "none" or cfg.pack != 1 or cfg.discriminator.dropout \
+            or cfg.discriminator.spectral_norm or cfg.augment:
+        return "the PyTorch loops implement the unconditional non-saturating MLP GAN and the preset DCGAN, one D " \
+               "and one G update a step"
+    return None
+
+
+def torch_rate(cfg: Config, hp, steps: int, min_seconds: float = 1.0, threads: int | None = None) -> dict:
+    """A plain eager PyTorch loop of `cfg` (R1: RMSProp, one (x, z) batch for both updates; R2 and the DCGAN:
+    Adam, fresh batches), one seed, on torch's GPU if it has one: {"steps_per_s", ...} or {"skipped": why}."""
+    torch, skipped = _torch_or_skip()
+    if skipped or torch_unsupported(cfg):
+        return skipped or {"skipped": torch_unsupported(cfg)}
+    device, default_threads = "cuda" if torch.cuda.is_available() else "cpu", torch.get_num_threads()
+    g, d = torch_models(torch, cfg, device)
+    update, draw = torch_update(torch, cfg, hp, g, d), torch_batches(torch, cfg, device)
+    torch.set_num_threads(threads or default_threads)
+    try:
+        steps_done, seconds = _torch_time(torch, lambda: update(*draw(cfg.batch_size)), steps, min_seconds, device)
+    finally:
+        torch.set_num_threads(default_threads)  # the next measurement gets torch's default again
+    return {"torch": torch.__version__, "device": device, "threads": threads or default_threads,
+            "steps": steps_done, "steps_per_s": steps_done / seconds}
+
+
+def torch_ensemble_rate(cfg: Config, hp, members: int, steps: int, min_seconds: float = 1.0,
+                        compile: bool = False, compile_limit_s: float = 150.0) -> dict:
+    """`members` seeds of `cfg` as one `torch.func` ensemble (`torch_ensemble`), each with its own batches,
+    eager or with its gradient functions under `torch.compile` (the first call's seconds are `compile_s`;
+    a compiler failure, or a first call over `compile_limit_s`, is {"skipped": why}): {"seed_steps_per_s",
+    ...}. Batch norm: batch statistics, no running averages (`torch_ensemble`)."""
+    torch, skipped = _torch_or_skip()
+    if skipped or torch_unsupported(cfg):
+        return dict(skipped or {"skipped": torch_unsupported(cfg)}, members=members, compiled=compile)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    if threads is not None:
-        torch.set_num_threads(threads)
-    step = _torch_step(torch, cfg, hp, device)
-    for _ in range(10):  # warm-up: allocator, optimizer state, kernels
+    pairs = [torch_models(torch, cfg, device, seed) for seed in range(members)]
+    if compile:
+        torch._dynamo.reset()
+    update = torch_ensemble(torch, cfg, hp, [g for g, _ in pairs], [d for _, d in pairs],
+                            torch.compile if compile else lambda f: f)[0]
+    draw = torch_batches(torch, cfg, device)
+    step = lambda: update(*draw(members, cfg.batch_size))  # noqa: E731
+    out = {"members": members, "compiled": compile, "device": device, "threads": torch.get_num_threads(),
+           **({"batch_norm": "batch statistics, no running averages (torch.func.replace_all_batch_norm_modules_)"}
+              if cfg.architecture == "dcgan" else {})}
+    try:
+        if compile:
+            start = time.perf_counter()
+            with _time_limit(compile_limit_s):
+                _torch_time(torch, step, 0, 0.0, device, warmup=1)
+            out["compile_s"] = time.perf_counter() - start
+        steps_done, seconds = _torch_time(torch, step, steps, min_seconds, device, warmup=3)
+    except Exception as e:  # noqa: BLE001 - a compiler failure is a result to record, not a crash
+        if not compile:
+            raise
+        return dict(out, skipped=f"torch.compile failed: {type(e).__name__}: "
+                                 f"{(str(e).strip().splitlines() or [''])[0][:300]}")
+    return dict(out, steps=steps_done, seed_steps_per_s=steps_done * members / seconds)
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise TimeoutError in the block once `seconds` have passed (SIGALRM: the main thread only; elsewhere
+    no limit)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(*_):
+        raise TimeoutError(f"took over {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _torch_time(torch, step: Callable[[], None], steps: int, min_seconds: float, device: str,
+                warmup: int = 10) -> tuple[int, float]:
+    """(steps timed, their seconds): `warmup` calls of `step` (allocator, optimizer state, kernels), then
+    `steps` at a time until `min_seconds` have passed (none when `steps` is 0)."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(warmup):
         step()
+    sync()
 
     def loop():
         for _ in range(steps):
             step()
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync()
 
-    calls, seconds = until(loop, min_seconds)
-    return {"torch": torch.__version__, "device": device, "threads": torch.get_num_threads(),
-            "steps": steps * calls, "steps_per_s": steps * calls / seconds}
+    calls, seconds = until(loop, min_seconds) if steps else (0, 0.0)
+    return steps * calls, seconds
+
+
+def torch_models(torch, cfg: Config, device: str = "cpu", seed: int = 0):
+    """(G, D) of `cfg` as torch modules (channels first, torch's default), initialized as gan_jax's are:
+    the MLPs Glorot-uniform, the DCGAN LeCun-normal (flax's default; untruncated here), biases zero."""
+    torch.manual_seed(seed)
+    nn, slope, latent = torch.nn, cfg.generator.negative_slope, cfg.latent_dim
+    if cfg.architecture == "dcgan":
+        return tuple(m.to(device) for m in _torch_dcgan(nn, cfg))
+    image = cfg.data != "quadratic"
+    dim = 784 if image else 2
+    g = _torch_mlp(nn, [latent, *cfg.generator.hidden, dim], slope, nn.Tanh() if image else None)
+    d_widths = [dim, *cfg.discriminator.hidden, *([cfg.discriminator.feature_dim] if cfg.discriminator.feature_dim
+                                                  else []), 1]
+    return g.to(device), _torch_mlp(nn, d_widths, slope).to(device)
 
 
 def _torch_mlp(nn, widths: list[int], slope: float, output=None):
@@ -171,51 +318,140 @@ def _torch_mlp(nn, widths: list[int], slope: float, output=None):
     return nn.Sequential(*layers, *([output] if output is not None else []))
 
 
-def _torch_step(torch, cfg: Config, hp, device: str) -> Callable[[], None]:
-    """One training step of `cfg` in eager PyTorch: a D update on real data and G(z) (G frozen), then a G
-    update through D (D frozen); BCE-with-logits losses."""
-    nn, bce = torch.nn, torch.nn.functional.binary_cross_entropy_with_logits
-    torch.manual_seed(0)
-    slope, batch, latent = cfg.generator.negative_slope, cfg.batch_size, cfg.latent_dim
+def _torch_dcgan(nn, cfg: Config):
+    """gan_jax's ConvGenerator and ConvDiscriminator in torch: G dense (no bias) to the first map, batch norm
+    (flax's momentum 0.9 is torch's 0.1), relu, 4x4 stride-2 transposed convs (padding 1: 'SAME', 2x),
+    batch norm and relu after all but the last, tanh; D 4x4 stride-2 convs (padding 1), leaky_relu, dense."""
+    g_hidden, d_hidden, (height, width, channels) = cfg.generator.hidden, cfg.discriminator.hidden, cfg.image_shape
+    k = 2 ** len(g_hidden)
+    norm = lambda c: [nn.BatchNorm2d(c, momentum=0.1), nn.ReLU()]  # noqa: E731
+    g = [nn.Linear(cfg.latent_dim, height // k * width // k * g_hidden[0], bias=False),
+         nn.Unflatten(1, (g_hidden[0], height // k, width // k)), *norm(g_hidden[0])]
+    for c_in, c_out in zip(g_hidden, g_hidden[1:]):
+        g += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), *norm(c_out)]
+    g += [nn.ConvTranspose2d(g_hidden[-1], channels, 4, 2, 1), nn.Tanh()]
+    d, c_in = [], channels
+    for c_out in d_hidden:
+        d += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(cfg.discriminator.negative_slope)]
+        c_in = c_out
+    k = 2 ** len(d_hidden)
+    d += [nn.Flatten(), nn.Linear(c_in * height // k * width // k, 1)]
+    g, d = nn.Sequential(*g), nn.Sequential(*d)
+    for layer in [*g, *d]:
+        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):  # LeCun normal; torch's is uniform
+            w = layer.weight  # Linear [out, in]; Conv2d [out, in, 4, 4]; ConvTranspose2d [in, out, 4, 4]
+            fan_in = w.shape[0 if isinstance(layer, nn.ConvTranspose2d) else 1] * w[0, 0].numel()
+            nn.init.normal_(w, 0.0, fan_in ** -0.5)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    return g, d
+
+
+def torch_batches(torch, cfg: Config, device: str) -> Callable:
+    """`draw(*lead)` -> (real, z for D's update, z for G's update), each of leading shape `lead` (a batch, or
+    members x batch): real images by random index from `synthetic_images`, scaled to [-1, 1] (flat for the
+    MLP, [channels, height, width] for the DCGAN); R1's curve; noise as `cfg.noise`, G's drawn afresh
+    unless `cfg.share_batch` (R1)."""
     image = cfg.data != "quadratic"
-    dim = 784 if image else 2
-    g = _torch_mlp(nn, [latent, *cfg.generator.hidden, dim], slope, nn.Tanh() if image else None).to(device)
-    d_widths = [dim, *cfg.discriminator.hidden, *([cfg.discriminator.feature_dim] if cfg.discriminator.feature_dim
-                                                  else []), 1]
-    d = _torch_mlp(nn, d_widths, slope).to(device)
+    if image:
+        height, width, channels = cfg.image_shape
+        data = torch.from_numpy(synthetic_images(channels=channels)).to(device).reshape(-1, height, width, channels)
+        data = data.permute(0, 3, 1, 2).contiguous() if cfg.architecture == "dcgan" else data.reshape(len(data), -1)
+
+    def real(lead):
+        if image:  # uint8 images by random index, scaled to [-1, 1]
+            return data[torch.randint(len(data), lead, device=device)].float() * (2 / 255) - 1
+        x = (torch.rand(lead, device=device) - 0.5) * 100  # R1's curve, standardized as gan_jax trains it
+        return torch.stack([x / 28.87, (10 + x * x - 843.3) / 745.4], -1)
+
+    def noise(lead):
+        if cfg.noise == "normal":
+            return torch.randn(*lead, cfg.latent_dim, device=device)
+        return torch.rand(*lead, cfg.latent_dim, device=device) * 2 - 1
+
+    def draw(*lead):
+        z = noise(lead)
+        return real(lead), z, z if cfg.share_batch else noise(lead)
+
+    return draw
+
+
+def _torch_optimizers(torch, cfg: Config, hp, g_params, d_params):
+    """(G's, D's) torch optimizer: Adam, or RMSProp as optax's (eps 1e-10, outside the square root)."""
     if cfg.optimizer == "adam":
         opt = lambda params, lr: torch.optim.Adam(params, lr=lr, betas=(hp.beta1, hp.beta2))  # noqa: E731
     else:
         opt = lambda params, lr: torch.optim.RMSprop(params, lr=lr, alpha=hp.beta2, eps=1e-10)  # noqa: E731
-    g_opt, d_opt = opt(g.parameters(), hp.lr_g), opt(d.parameters(), hp.lr_d)
-    data = torch.from_numpy(synthetic_images()).to(device) if image else None
-    ones, zeros = torch.ones(batch, 1, device=device), torch.zeros(batch, 1, device=device)
+    return opt(g_params, hp.lr_g), opt(d_params, hp.lr_d)
 
-    def real_batch():
-        if image:  # uint8 images by random index, scaled to [-1, 1]
-            return data[torch.randint(len(data), (batch,), device=device)].reshape(batch, -1).float() * (2 / 255) - 1
-        x = (torch.rand(batch, device=device) - 0.5) * 100  # R1's curve, standardized as gan_jax trains it
-        return torch.stack([x / 28.87, (10 + x * x - 843.3) / 745.4], 1)
 
-    def noise():
-        return torch.rand(batch, latent, device=device) * 2 - 1
+def _bce(torch, logits, label: float):
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
 
-    def step():
-        real, z = real_batch(), noise()
+
+def torch_update(torch, cfg: Config, hp, g, d) -> Callable:
+    """`update(real, z_d, z_g)`: one eager training step of the modules `g`, `d` (as gan_jax's `alternating`):
+    a D update on `real` and G(z_d) (G frozen; batch norm in training mode), then a G update on G(z_g)
+    through the updated D (D frozen); BCE-with-logits losses."""
+    g_opt, d_opt = _torch_optimizers(torch, cfg, hp, g.parameters(), d.parameters())
+
+    def update(real, z_d, z_g):
         with torch.no_grad():
-            fake = g(z)
-        d_loss = bce(d(real), ones) + bce(d(fake), zeros)
+            fake = g(z_d)
+        d_loss = _bce(torch, d(real), 1.0) + _bce(torch, d(fake), 0.0)
         d_opt.zero_grad()
         d_loss.backward()
         d_opt.step()
         d.requires_grad_(False)
-        g_loss = bce(d(g(z if not image else noise())), ones)  # R1 reuses its batch's z; R2 draws fresh
+        g_loss = _bce(torch, d(g(z_g)), 1.0)
         g_opt.zero_grad()
         g_loss.backward()
         g_opt.step()
         d.requires_grad_(True)
 
-    return step
+    return update
+
+
+def torch_ensemble(torch, cfg: Config, hp, gs: list, ds: list, wrap: Callable = lambda f: f):
+    """PyTorch's model-ensembling recipe (`torch.func`): the members' modules `gs`, `ds` stacked
+    (`stack_module_state`), their forward passes `functional_call` on a copy without state, gradients by
+    `vmap(grad(loss))` over members, one torch optimizer over the stacked tensors (Adam and RMSProp are
+    elementwise, so this equals one optimizer per member). Returns (`update(real, z_d, z_g)` on inputs
+    of leading axis members, as `torch_update` does per member; G's and D's stacked parameters). Batch
+    norm under vmap: `torch.func.replace_all_batch_norm_modules_`, batch statistics and no running
+    averages (what a training step's forward passes use; gan_jax also keeps the averages, for sampling)."""
+    import copy
+
+    from torch.func import functional_call, grad, replace_all_batch_norm_modules_, stack_module_state, vmap
+
+    g_base, d_base = copy.deepcopy(gs[0]).to("meta"), copy.deepcopy(ds[0]).to("meta")
+    replace_all_batch_norm_modules_(g_base)
+    (g_params, _), (d_params, _) = stack_module_state(gs), stack_module_state(ds)
+    generate = lambda p, z: functional_call(g_base, p, (z,))  # noqa: E731
+    discriminate = lambda p, x: functional_call(d_base, p, (x,))  # noqa: E731
+
+    def d_loss(p, real, fake):
+        return _bce(torch, discriminate(p, real), 1.0) + _bce(torch, discriminate(p, fake), 0.0)
+
+    def g_loss(p, d_p, z):
+        return _bce(torch, discriminate(d_p, generate(p, z)), 1.0)
+
+    d_grads = wrap(lambda g_p, d_p, real, z: vmap(grad(d_loss))(d_p, real, vmap(generate)(g_p, z)))
+    g_grads = wrap(vmap(grad(g_loss)))
+    g_opt, d_opt = _torch_optimizers(torch, cfg, hp, list(g_params.values()), list(d_params.values()))
+
+    def update(real, z_d, z_g):
+        with torch.no_grad():  # torch.func.grad differentiates inside it; nothing else is recorded
+            _descend(d_opt, d_params, d_grads(g_params, d_params, real, z_d))
+            _descend(g_opt, g_params, g_grads(g_params, d_params, z_g))
+
+    return update, g_params, d_params
+
+
+def _descend(opt, params: dict, grads: dict) -> None:
+    for name, p in params.items():
+        p.grad = grads[name]
+    opt.step()
 
 
 def platform_info() -> dict:

@@ -1,12 +1,19 @@
-"""experiments.benchmark as a user runs it: tiny sizes, the JSON report it writes, and its flag errors."""
+"""experiments.benchmark as a user runs it: tiny sizes, the JSON report it writes, and its flag errors; its
+PyTorch peers: the DCGAN's parameters, and the torch.func ensemble against separate eager models."""
+import copy
+import importlib.util
 import json
 
 import jax
 import pytest
 
 from conftest import run_main
+from experiments import speed
+from gan_jax import presets
 from gan_jax.core.config import Config
 from gan_jax.core.gan import GAN
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
 def dense(fan_in: int, fan_out: int) -> int:
@@ -31,10 +38,58 @@ def r2_state_bytes_by_hand() -> int:
     return 4 * (3 * params + g_params + 2) + 8 + 4 + 4
 
 
+def dcgan_params_by_hand() -> tuple[int, int]:
+    """The dcgan preset's (G, D) parameters: G dense 100 -> 7x7x64 (no bias), batch norm's scale and bias,
+    transposed conv 4x4 64 -> 32 (no bias), batch norm, transposed conv 4x4 32 -> 1 with bias; D convs 4x4
+    1 -> 32 and 32 -> 64 with biases, dense 7x7x64 -> 1. Batch norm's running averages are state, not
+    parameters, in both libraries."""
+    g = 100 * 3136 + 2 * 64 + 4 * 4 * 64 * 32 + 2 * 32 + 4 * 4 * 32 * 1 + 1
+    d = 4 * 4 * 1 * 32 + 32 + 4 * 4 * 32 * 64 + 64 + 3136 * 1 + 1
+    return g, d
+
+
+def test_torch_dcgan_has_the_dcgan_presets_parameters():
+    torch = pytest.importorskip("torch")
+    gan, _ = speed.model("DCGAN")
+    state = jax.eval_shape(gan.init, jax.random.key(0))
+    jax_counts = tuple(sum(x.size for x in jax.tree.leaves(p)) for p in (state.g_params, state.d_params))
+    g, d = speed.torch_models(torch, gan.cfg)
+    torch_counts = tuple(sum(p.numel() for p in m.parameters()) for m in (g, d))
+    assert jax_counts == torch_counts == dcgan_params_by_hand() == (347_073, 36_513)
+    real, z, _ = speed.torch_batches(torch, gan.cfg, "cpu")(3)
+    assert real.shape == (3, 1, 28, 28) and g(z).shape == (3, 1, 28, 28) and d(real).shape == (3, 1)
+
+
+@pytest.mark.parametrize("preset", ["r1", "dcgan"])  # RMSProp and one shared batch; Adam, batch norm, convs
+def test_torch_func_ensemble_steps_each_member_as_its_own_eager_model(preset):
+    """Two members (different weights, different batches) stepped once as one torch.func ensemble equal two
+    eager models stepped once. Every parameter moves by about lr (Adam: lr * g / (|g| + eps); RMSProp:
+    lr / sqrt(0.1)), so a member fed another's batch, or batch norm with the wrong statistics, is off by
+    ~lr; float32 rounding of a gradient that cancels to near zero moves its step by far less than lr / 50."""
+    torch = pytest.importorskip("torch")
+    cfg, hp = presets.get(preset).config, presets.get(preset).hparams
+    pairs = [speed.torch_models(torch, cfg, "cpu", seed) for seed in (0, 1)]
+    eager = copy.deepcopy(pairs)
+    update, g_params, d_params = speed.torch_ensemble(torch, cfg, hp, [g for g, _ in pairs], [d for _, d in pairs])
+    torch.manual_seed(1)
+    real, z_d, z_g = speed.torch_batches(torch, cfg, "cpu")(2, 16)
+    before = {k: v.clone() for k, v in g_params.items()}
+    update(real, z_d, z_g)
+    for i, (g, d) in enumerate(eager):
+        speed.torch_update(torch, cfg, hp, g, d)(real[i], z_d[i], z_g[i])
+        for stacked, module in ((g_params, g), (d_params, d)):
+            for name, p in module.named_parameters():
+                torch.testing.assert_close(stacked[name][i], p, rtol=0, atol=hp.lr_d / 50)
+    moved = torch.cat([(g_params[k] - before[k]).abs().flatten() for k in before])
+    assert (moved > 0.9 * hp.lr_g).float().mean() > 0.99  # all but gradients that cancelled to about eps
+    assert not torch.allclose(g_params["0.weight"][0], g_params["0.weight"][1])  # two members, not one twice
+
+
 @pytest.mark.slow  # about 2 minutes: the CPU suite's every section at small sizes, subprocesses included
 def test_quick_cpu_benchmark_reports_rates_state_bytes_and_the_cli_rate(tmp_path):
     out = tmp_path / "bench.json"
-    proc = run_main("experiments.benchmark", "--quick", "--members", "2", "--r2-members", "2", "--out", out)
+    proc = run_main("experiments.benchmark", "--quick", "--members", "2", "--r2-members", "2", "--dcgan-members", "2",
+                    "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert {"jax", "devices", "n_devices", "cpu_count", "gpu"} <= set(report["platform"])
@@ -47,6 +102,31 @@ def test_quick_cpu_benchmark_reports_rates_state_bytes_and_the_cli_rate(tmp_path
     assert r2_row["state_bytes_per_member"] == r2_state_bytes_by_hand()
     cli = report["r1"]["cli"]
     assert cli["members"] == 16 and cli["steps"] == 200 and cli["seed_steps_per_s"] > 0 and "x_benchmark" not in cli
+    check_peers_and_peak(report)
+    assert "DCGAN: PyTorch eager" in proc.stdout and "% peak" in proc.stdout
+
+
+def check_peers_and_peak(report: dict) -> None:
+    """The quick CPU suite's DCGAN rows, PyTorch peers, FLOPs and measured peak (members 2 everywhere)."""
+    peak = report["peak"]
+    assert peak["gflops"] == max(peak["gflops_by"].values()) > 1 and peak["n"] == 2048
+    for key, gflop in (("r1", (1e-4, 0.01)), ("r2", (0.2, 0.3)), ("dcgan", (1.0, 10.0))):
+        section = report[key]
+        flops = section["flops_per_seed_step"]
+        assert gflop[0] < flops / 1e9 < gflop[1]  # R2 0.258 GFLOP (docs/speed.md), the DCGAN about 3
+        (ensemble,) = section["torch_ensemble"]
+        compiled = section["torch_compiled"]
+        assert ensemble["members"] == compiled["members"] == 2 and compiled["compiled"] is True
+        if HAS_TORCH:
+            assert ensemble["seed_steps_per_s"] > 0
+            assert compiled.get("skipped", "").startswith("torch.compile") or compiled["seed_steps_per_s"] > 0
+        for row in section["fused"]:
+            assert row["gflops_per_s"] == pytest.approx(row["seed_steps_per_s"] * flops / 1e9)
+            assert row["pct_peak"] == pytest.approx(100 * row["gflops_per_s"] / peak["gflops"])
+            assert not HAS_TORCH or row["x_torch"] > 0 and row["x_torch_ensemble"] > 0
+    (row,) = report["dcgan"]["fused"]
+    assert row["members"] == 2 and row["seed_steps_per_s"] > 0 and row["compile_s"] > 0
+    assert HAS_TORCH != ("skipped" in report["dcgan"]["torch"])
 
 
 @pytest.mark.slow  # about 70 s: a smoke test of the GPU suite's script at tiny sizes (a lent device runs it whole)
@@ -67,9 +147,14 @@ def test_tiny_gpu_suite_runs_every_code_path_and_writes_its_schema(tmp_path):
     assert fit["members"] > 1000 and fit["members"] * fit["bytes_per_member"] <= fit["limit_bytes"]
     assert report["naive"]["R1"]["steps_per_s"] > 0 and set(report["goals"]) >= {
         "R2_64x300k_under_300s", "R1_1024x100k_under_120s"}
-    torch = report["torch"]["R1"]
-    assert torch.get("skipped") or torch["steps_per_s"] > 0
+    for name in ("R1", "R2", "DCGAN"):  # PyTorch eager, and the torch.func ensemble (eager only, when tiny)
+        torch = report["torch"][name]
+        assert torch.get("skipped") or torch["steps_per_s"] > 0
+        (ensemble,) = report["torch_ensemble"][name]
+        assert ensemble["members"] == 2 and not ensemble["compiled"]
+        assert ensemble.get("skipped") or ensemble["seed_steps_per_s"] > 0
     assert "largest fit" in proc.stdout and "goal R1_1024x100k_under_120s" in proc.stdout
+    assert "DCGAN: PyTorch eager" in proc.stdout and "torch.func ensemble, 2 members" in proc.stdout
 
 
 @pytest.mark.parametrize("flags", [["--members", "0"], ["--members", "4,x"], ["--repeats", "0"], ["--no-such-flag"]])
