@@ -107,6 +107,7 @@ def test_a_diverging_run_is_reported(tmp_path):
     assert "diverged (frozen as they were at the step given): member 0 (seed 0) at step" in proc.stdout
 
 
+@pytest.mark.slow  # a duplicate: test_sweep_cli compares every row of a member of an 8-member sweep with its run alone
 def test_a_members_numbers_do_not_depend_on_the_run_it_was_in(tmp_path):
     """Seed 2 in a 4-member run and alone: every metrics.jsonl row the same (training and evaluation),
     but for the member index, to float32 rounding (4 vmapped members and 1 round a logged mean or norm in its

@@ -45,7 +45,7 @@ def test_the_fastest_block_is_chosen_then_read_from_the_cache(probing):
     assert layout.probe(8, {1: 1.0, 2: 3.0, 4: 2.0, 8: 1.0}.__getitem__, "key").block == 2  # unreadable: measured
 
 
-def train(sweep, steps=20):
+def train(sweep, steps=10):  # one logged window: the probe times the same program for block 4
     hp = stack_hparams([default_hparams("rmsprop", lr) for lr in (1e-3, 2e-3, 5e-4, 1e-3) * 2])
     state, metrics = sweep.run(sweep.init(member_keys(range(8))), hp, steps)
     return jax.device_get((state.g_params, state.d_params, state.g_opt_state, state.g_ema, metrics))

@@ -54,7 +54,7 @@ def run_script(tmp_path, n_devices):
         return [f[k] for k in f.files]
 
 
-@pytest.mark.slow  # a duplicate: test_population's PBT run on 1, 2 and 8 devices compares the trained state too
+@pytest.mark.slow  # a duplicate: test_population's PBT run on 1 and 8 devices compares the trained state too
 def test_sharded_over_devices_equals_one_device(tmp_path):
     one = run_script(tmp_path, 1)
     for n in (2, 8):

@@ -1,6 +1,6 @@
-"""Tasks through the generic entry point: your own images (an .npz and a folder of PNGs of the same
-32x32x3 images train a DCGAN and score the same), a task defined outside the package trained and searched
-by its own metric, one line for bad task input."""
+"""Tasks through the generic entry point: your own images (a folder of PNGs of 32x32x3 images trains a DCGAN
+and is scored; the .npz of the same images loads to the same data), a task defined outside the package
+trained and searched by its own metric, one line for bad task input."""
 import json
 
 import numpy as np
@@ -38,26 +38,26 @@ def image_files(tmp_path_factory):
     return root
 
 
-def test_an_npz_of_32x32x3_images_trains_a_dcgan_and_a_png_folder_of_them_an_mlp(image_files, tmp_path):
-    """The same images as an .npz (a DCGAN: its depth follows the shape) and as a folder of PNGs (r2's MLP,
-    the cheaper program); both are evaluated, in the same features against the same reference."""
-    runs = {}
-    for name, data, preset in (("npz", image_files / "quadrants.npz", "dcgan"), ("png", image_files / "pngs", "r2")):
-        ran = run_main("experiments.train", "--task", "images", "--data", data, "--preset", preset, *SHORT,
-                       "--out", tmp_path / name)
-        assert ran.returncode == 0, ran.stderr
-        assert "randomly initialised network" in ran.stdout and "experiments.train_classifier --data" in ran.stdout
-        runs[name] = json.loads((tmp_path / name / "summary.json").read_text())
-    config = json.loads((tmp_path / "npz" / "config.json").read_text())["config"]
+def test_a_png_folder_of_32x32x3_images_trains_a_dcgan_and_an_npz_of_them_is_the_same_data(image_files, tmp_path):
+    """A folder of PNGs trains a DCGAN (its depth follows the shape) and is evaluated; the .npz of the same
+    images loads to the same split, labels and sha256, so it trains and scores the same."""
+    from_npz, from_pngs = (images_task.load(image_files / name) for name in ("quadrants.npz", "pngs"))
+    np.testing.assert_array_equal(from_npz.train.images, from_pngs.train.images)
+    np.testing.assert_array_equal(from_npz.train.labels, from_pngs.train.labels)
+    np.testing.assert_array_equal(from_npz.reference, from_pngs.reference)
+    assert from_npz.sha256 == from_pngs.sha256 and from_npz.shape == from_pngs.shape == (32, 32, 3)
+    ran = run_main("experiments.train", "--task", "images", "--data", image_files / "pngs", "--preset", "dcgan", *SHORT,
+                   "--out", tmp_path / "run")
+    assert ran.returncode == 0, ran.stderr
+    assert "randomly initialised network" in ran.stdout and "experiments.train_classifier --data" in ran.stdout
+    run = json.loads((tmp_path / "run" / "summary.json").read_text())
+    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     assert config["image_shape"] == [32, 32, 3] and config["architecture"] == "dcgan"
     assert config["generator"]["hidden"] == [128, 64, 32]  # three upsamplings: 4x4 -> 32x32
-    npz, png = runs["npz"], runs["png"]
-    assert {"frechet_distance", "kid", "precision", "recall", "density", "coverage"} <= set(npz["real_reference"])
-    assert npz["provenance"]["features_seed"] == image_metrics.RANDOM_FEATURES_SEED
-    assert npz["real_reference"]["frechet_distance"] < npz["over_seeds"]["eval_frechet_distance"]["mean"]
-    assert npz["real_reference"] == png["real_reference"]  # the same reference and ceiling, file or folder
-    assert png["provenance"] == npz["provenance"] and set(png["over_seeds"]) == set(npz["over_seeds"])
-    samples = np.load(tmp_path / "npz" / "samples.npz")["samples"]
+    assert {"frechet_distance", "kid", "precision", "recall", "density", "coverage"} <= set(run["real_reference"])
+    assert run["provenance"]["features_seed"] == image_metrics.RANDOM_FEATURES_SEED
+    assert run["real_reference"]["frechet_distance"] < run["over_seeds"]["eval_frechet_distance"]["mean"]
+    samples = np.load(tmp_path / "run" / "samples.npz")["samples"]
     assert samples.shape == (2, 12, 32 * 32 * 3) and samples.dtype == np.uint8  # one per reference image
 
 
