@@ -346,7 +346,8 @@ def parse(argv):
     add("--emulated-members", type=positive_int, default=256, help="R1 members on 8 and on 1 emulated CPU devices")
     add("--no-emulated", action="store_true", help="skip the emulated-devices subprocesses")
     add("--member-block", type=positive_int, default=None,
-        help="members vmapped together per device (default: the Sweep's: 16 on CPU, all on GPU)")
+        help="members vmapped together per device (default: on a CPU the fastest block, measured and cached; "
+             "all elsewhere)")
     add("--min-seconds", type=float, default=2.0, help="each timing repeats its program until this long")
     add("--out", type=pathlib.Path, default=None, help="JSON file (default: runs/benchmark_<suite>.json)")
     add("--worker", action="store_true", help=argparse.SUPPRESS)  # emulated(): one R1 row as JSON

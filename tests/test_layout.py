@@ -1,5 +1,6 @@
 """The member layout: which blocks are timed, the fastest chosen and cached, a resumed run keeping its own,
 and every candidate block giving the numbers of the reference layout (one vmap of every member)."""
+import dataclasses
 import json
 
 import chex
@@ -13,10 +14,11 @@ from gan_jax.core.gan import GAN
 from gan_jax.engine import experiment, layout
 from gan_jax.engine.members import grid
 from gan_jax.engine.sweep import member_keys, stack_hparams, Sweep
+from gan_jax.errors import ConfigError
 
 
 @pytest.fixture
-def probing(tmp_path, monkeypatch):
+def probing(tmp_path, monkeypatch):  # the probe on (conftest turns it off), with a cache of this test's own
     monkeypatch.setenv(layout.PROBE_ENV, "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return tmp_path / "cache" / "gan_jax" / "layouts.json"
@@ -64,6 +66,7 @@ def test_every_candidate_block_trains_the_reference_numbers_and_the_probe_picks_
     assert probed.layout.chosen_by == "probe" and set(probed.layout.rates) == {1, 2, 4} and probed.probe_s > 0
     chex.assert_trees_all_equal(state, train(Sweep(gan, 8, member_block=probed.block)))
     assert Sweep(gan, 8).layout.chosen_by == "cache"
+    assert Sweep(gan, 8, member_block=3).layout == layout.Layout(2, "given 3, the largest block <= it that divides 4")
 
 
 def test_a_run_records_its_layout_and_a_resumed_run_keeps_it(probing, tmp_path):
@@ -75,6 +78,9 @@ def test_a_run_records_its_layout_and_a_resumed_run_keeps_it(probing, tmp_path):
                                        "probe_s": 0}
     assert "member block 1 (given)" in experiment.throughput_line(first.summary)
     again = experiment.RunOptions(30, snapshot_every=10, checkpoint_every=10, progress=False, resume=True)
+    with pytest.raises(ConfigError, match="trained in blocks of 1") as refused:  # another block: other numbers
+        experiment.run(gan, members, tmp_path / "run", dataclasses.replace(again, member_block=2))
+    assert "\n" not in str(refused.value) and not (tmp_path / "run" / "checkpoints" / "30").exists()
     resumed = experiment.run(gan, members, tmp_path / "run", again)
     assert resumed.summary["layout"]["member_block"] == 1 and resumed.summary["layout"]["chosen_by"] == "recorded"
     assert not probing.exists()  # nothing was timed

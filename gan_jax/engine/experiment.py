@@ -241,8 +241,13 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     gan.check_sampler()  # a GAN built or replaced by hand was not checked when built
     ran = recorded_pieces(gan, evaluate)
     sweep = Sweep(gan, len(members), member_block=options.member_block)
-    if options.resume and options.member_block is None:
-        sweep.layout = recorded_layout(out, sweep) or sweep.layout  # the numbers of the layout it started with
+    if options.resume:  # the numbers of the layout it started with
+        recorded = recorded_layout(out, sweep)
+        if recorded and options.member_block is not None and sweep.layout.block != recorded.block:
+            raise ConfigError(f"`member_block`: the run in {out} trained in blocks of {recorded.block}, and another "
+                              f"block changes its numbers by float32 rounding; resume with member_block "
+                              f"{recorded.block} or none")
+        sweep.layout = recorded or sweep.layout
     log_every = gan.cfg.log_every  # a run without snapshots is one chunk, rounded up to whole logged windows
     every = math.gcd(options.snapshot_every or -(-options.steps // log_every) * log_every, options.checkpoint_every,
                      *options.schedule.steps)

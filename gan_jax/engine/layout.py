@@ -14,7 +14,7 @@ import os
 import pathlib
 from typing import Callable
 
-PROBE_ENV = "GAN_JAX_PROBE_LAYOUT"  # "0": never time a probe, use the rule (the test suite sets it)
+PROBE_ENV = "GAN_JAX_PROBE_LAYOUT"  # "0" (or false, no, off): never time a probe, use the rule (as the tests do)
 CPU_RULE_BLOCK = 16  # the rule where nothing is measured: blocks of up to 16 on a CPU
 MAX_CANDIDATE = 64  # larger blocks lost on every model measured on a CPU
 
@@ -44,7 +44,7 @@ def candidates(local: int) -> list[int]:
 
 
 def probing() -> bool:
-    return os.environ.get(PROBE_ENV, "1") != "0"
+    return os.environ.get(PROBE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def cache_path() -> pathlib.Path:

@@ -91,7 +91,9 @@ class Sweep:
         (cached per model, members per device and machine), or the rule's where probing is off or several
         processes would have to agree. Assign a Layout before compiling to impose one (a resumed run's)."""
         if self.member_block is not None:
-            return layouts.Layout(largest_divisor(self.local, self.member_block), "given")
+            block = largest_divisor(self.local, self.member_block)
+            return layouts.Layout(block, "given" if block == self.member_block else
+                                  f"given {self.member_block}, the largest block <= it that divides {self.local}")
         if self.local == 1:
             return layouts.Layout(1, "one member")
         if self.platform != "cpu":
