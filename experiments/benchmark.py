@@ -154,18 +154,23 @@ def annotate(section: dict, eager: dict, peak: dict) -> None:
     """Each fused row's ratios: x_torch (over PyTorch eager's one seed), x_torch_ensemble and
     x_torch_compiled (over the torch.func ensemble of the same member count, eager and compiled); its
     achieved GFLOP/s (seed-steps/s x XLA's FLOPs per seed-step) and pct_peak (% of the measured matmul peak)."""
-    rate = lambda rows: {r["members"]: r["seed_steps_per_s"] for r in rows if "skipped" not in r}  # noqa: E731
-    ensemble, compiled = rate(section["torch_ensemble"]), rate([section["torch_compiled"]])
     for row in section["fused"]:
         r = row["seed_steps_per_s"]
         if "skipped" not in eager:
             row["x_torch"] = r / eager["steps_per_s"]
-        for key, peer in (("x_torch_ensemble", ensemble), ("x_torch_compiled", compiled)):
-            if row["members"] in peer:
-                row[key] = r / peer[row["members"]]
+        over_ensembles(row, [*section["torch_ensemble"], section["torch_compiled"]])
         if section["flops_per_seed_step"]:
             row["gflops_per_s"] = r * section["flops_per_seed_step"] / 1e9
             row["pct_peak"] = 100 * row["gflops_per_s"] / peak["gflops"]
+
+
+def over_ensembles(row: dict, ensembles: list[dict]) -> None:
+    """A fused row's x_torch_ensemble and x_torch_compiled: its rate over the torch.func ensemble of the same
+    member count, eager and compiled, where that one ran."""
+    for peer in ensembles:
+        if peer["members"] == row["members"] and "skipped" not in peer:
+            row["x_torch_compiled" if peer["compiled"] else "x_torch_ensemble"] = \
+                row["seed_steps_per_s"] / peer["seed_steps_per_s"]
 
 
 def emulated(args, n_devices: int) -> dict:
@@ -284,11 +289,9 @@ def gpu_suite(tiny: bool, min_seconds: float) -> dict:
         fits[name] = speed.largest_fit(gan, counts[-1])
         if name != "DCGAN":
             naive[name] = speed.naive(gan, hp, steps[name], min_seconds)
-    for row in rows:  # over the ensemble of the same members (eager, then compiled)
-        for peer in ensemble[row["model"]]:
-            if peer["members"] == row["members"] and row["precision"] == "fp32" and "skipped" not in peer:
-                row["x_torch_compiled" if peer["compiled"] else "x_torch_ensemble"] = \
-                    row["seed_steps_per_s"] / peer["seed_steps_per_s"]
+    for row in rows:
+        if row["precision"] == "fp32":
+            over_ensembles(row, ensemble[row["model"]])
     return {"suite": "gpu", "tiny": tiny, "rows": rows, "largest_fit": fits, "naive": naive, "torch": torch,
             "torch_ensemble": ensemble, "goals": goals(rows, torch)}
 

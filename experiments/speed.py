@@ -32,7 +32,8 @@ from gan_jax.core.gan import GAN
 from gan_jax.data import mnist
 from gan_jax.engine import resources
 from gan_jax.engine.members import member_keys, stack_hparams
-from gan_jax.engine.sweep import CPU_MEMBER_BLOCK, jit_single_step, Sweep
+from gan_jax.engine.layout import CPU_RULE_BLOCK
+from gan_jax.engine.sweep import jit_single_step, Sweep
 from gan_jax.errors import ResourceError
 
 
@@ -81,7 +82,8 @@ def fused(gan: GAN, hp, members: int, steps: int, min_seconds: float = 2.0, devi
 
     chunk()  # the first call: transfers, allocations
     calls, seconds = until(chunk, min_seconds)
-    return {"members": members, "devices": int(sweep.mesh.devices.size), "member_block": sweep.block, "layout": sweep.layout.chosen_by,
+    return {"members": members, "devices": int(sweep.mesh.devices.size), "member_block": sweep.block,
+            "layout": sweep.layout.chosen_by,
             "steps": steps * calls, "seconds": seconds, "compile_s": sweep.compile_s,
             "seed_steps_per_s": steps * calls * members / seconds,
             "state_bytes_per_member": sweep.state_bytes_per_member(), "peak_bytes": peak_bytes(sweep.mesh_devices[0])}
@@ -114,16 +116,18 @@ def largest_fit(gan: GAN, measured: int, devices: Sequence[jax.Device] | None = 
     devices = list(devices if devices is not None else jax.devices())
     limit, where = resources.available_bytes(devices)
 
-    def program_bytes(n: int) -> int:
-        sweep = Sweep(gan, n, devices)
+    cpu = devices[0].platform == "cpu"
+
+    def program_bytes(n: int) -> int:  # on a CPU in the rule's blocks: a timed probe per count would be waste
+        sweep = Sweep(gan, n, devices, member_block=CPU_RULE_BLOCK if cpu else None)
         stats = sweep.compile(steps).memory_analysis()
         per_device = stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes \
             + stats.temp_size_in_bytes
-        return per_device * (len(devices) if devices[0].platform == "cpu" else 1)
+        return per_device * (len(devices) if cpu else 1)
 
-    # on a CPU each device vmaps blocks of CPU_MEMBER_BLOCK members: start where the block is full, so
+    # on a CPU each device vmaps blocks of CPU_RULE_BLOCK members: start where the block is full, so
     # that more members add state (and block count) only
-    n1 = max(measured, len(devices) * CPU_MEMBER_BLOCK) if devices[0].platform == "cpu" else measured
+    n1 = max(measured, len(devices) * CPU_RULE_BLOCK) if cpu else measured
     n2 = 2 * n1
     b1, b2 = program_bytes(n1), program_bytes(n2)
     per_member = max((b2 - b1) / (n2 - n1), 1.0)

@@ -29,12 +29,6 @@ class Layout:
         return {"member_block": self.block, "chosen_by": self.chosen_by,
                 "probe_seed_steps_per_s": {str(b): round(r, 1) for b, r in self.rates.items()}}
 
-    def describe(self, local: int) -> str:
-        text = f"{local} member(s) per device, vmapped in blocks of {self.block} ({self.chosen_by}"
-        if self.rates:
-            text += ": " + ", ".join(f"{b} -> {r:,.0f}" for b, r in self.rates.items()) + " seed-steps/s"
-        return text + ")"
-
 
 def candidates(local: int) -> list[int]:
     """Blocks worth timing for `local` members per device: the powers of two that divide it, and `local`

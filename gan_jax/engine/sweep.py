@@ -22,7 +22,6 @@ from gan_jax.engine import resources
 from gan_jax.engine.members import member_keys, stack_hparams  # noqa: F401  (the sweep's inputs, importable here)
 
 MEMBER_AXIS = "members"
-CPU_MEMBER_BLOCK = layouts.CPU_RULE_BLOCK  # the member block on a CPU where none is measured
 ACCELERATOR_EVAL_BLOCK = 64  # members evaluated at once per device off the CPU (MNIST: ~80 MB of activations each)
 # Samples per generator call in `generate` and `evaluate`: a full-width DCGAN's 26,000 Stacked MNIST samples in one call
 # took the 24 GB CPU host past its limit (half width peaked at 13 GB). A tenth of those; the toy's 2,500
@@ -99,7 +98,7 @@ class Sweep:
         if self.platform != "cpu":
             return layouts.Layout(self.local, "rule")
         if not layouts.probing() or jax.process_count() > 1:
-            return layouts.Layout(largest_divisor(self.local, CPU_MEMBER_BLOCK), "rule")
+            return layouts.Layout(largest_divisor(self.local, layouts.CPU_RULE_BLOCK), "rule")
         start = time.perf_counter()
         key = layouts.cache_key(config=self.gan.recorded_config(), pieces=self.gan.pieces(), local=self.local,
                                 devices=self.mesh.devices.size, kind=self.mesh_devices[0].device_kind,
@@ -118,15 +117,13 @@ class Sweep:
         n, steps = block * self.mesh.devices.size, self.gan.cfg.log_every
         trial = Sweep(self.gan, n, self.mesh_devices, member_block=block)
         hp = stack_hparams([HParams()] * n)
-        box = [trial.run(trial.init(member_keys(range(n))), hp, steps)[0]]  # compiles, then a warm-up call
-        jax.block_until_ready(box[0])
-        best, spent = float("inf"), 0.0
-        while spent < min_seconds or best == float("inf"):
+        state = jax.block_until_ready(trial.run(trial.init(member_keys(range(n))), hp, steps)[0])  # compile, warm up
+        seconds = []
+        while sum(seconds) < min_seconds:
             start = time.perf_counter()
-            box[0] = jax.block_until_ready(trial.run(box[0], hp, steps)[0])
-            best = min(best, time.perf_counter() - start)
-            spent += time.perf_counter() - start
-        return n * steps / best
+            state = jax.block_until_ready(trial.run(state, hp, steps)[0])
+            seconds.append(time.perf_counter() - start)
+        return n * steps / min(seconds)
 
     # -- shapes and placement ---------------------------------------------------------------------------
     @functools.cached_property
