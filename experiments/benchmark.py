@@ -10,18 +10,22 @@ a jitted step), fused (`gan_jax.engine.sweep`: members vmapped, a chunk of steps
 sharded over every device and, for comparison, one device) and a plain PyTorch eager loop; the same R1
 members trained by the experiment runner as the CLI does (`tasks.toy.train_and_evaluate`: evaluations,
 snapshots, metric files), its training-only rate beside the benchmark's; R2 (the MNIST MLP on synthetic
-uint8 images) fused against naive JAX and PyTorch eager; the dcgan preset (synthetic images) fused at
+uint8 images) fused against naive JAX and PyTorch eager; r2_wide_r1 (the wider MNIST MLP with an R1
+penalty: a double backward pass) and the dcgan preset (synthetic images) fused at --r2-wide-members and
 --dcgan-members against PyTorch eager; R1 on 8 emulated CPU devices against 1 (subprocesses). Beside each
 model's fused rows, its PyTorch peers: the same members as one `torch.func` ensemble (stacked parameters,
 vmapped gradients, one optimizer over the stacked tensors) at each member count, and that ensemble's
 gradients under `torch.compile` at one member count (the largest up to 16; {"skipped": why} where it does
 not compile); and how far from the limit: XLA's FLOPs per seed-step (`speed.flops_per_step`) and a float32
 matmul timed in the same run (`speed.matmul_peak`), so each fused row has its achieved GFLOP/s and % of that
-peak. All in one process but the last, so ratios compare runs measured side by side.
+peak. Each fused row's "x fewer" is its rate over the best rate at fewer members of the same model (on
+the same devices offered): 1 or more where adding members never slows a seed down. All in one process but the last, so ratios
+compare runs measured side by side.
 
-GPU suite: R1 at 1,024 / 8,192 / 65,536 members, R2 at 64 / 512 / 4,096, DCGAN at 64 / 256: seed-steps/s,
+GPU suite: R1 at 1,024 / 8,192 / 65,536 members, R2 at 64 / 512 / 4,096, r2_wide_r1 at 64 / 512, DCGAN at
+64 / 256: seed-steps/s,
 compile time, peak device memory, state bytes per member, and each model's largest member count that fits
-(from XLA's memory analysis); fp32 against bf16 matmuls; naive JAX (R1, R2), PyTorch eager (on the GPU) and
+(from XLA's memory analysis); fp32 against bf16 matmuls; naive JAX (the MLPs), PyTorch eager (on the GPU) and
 the torch.func ensemble (eager and compiled) at one member count per model for the ratios; and the goals
 (R2 64 seeds x 300,000 steps under 5 minutes, R1 1,024 seeds x 100,000 steps under 2 minutes, R1 >= 1,000x
 PyTorch eager) from the measured rates. The JSON's schema is in docs/clusters.md.
@@ -44,15 +48,16 @@ from gan_jax.engine.members import grid
 
 R2_TARGET = 2.5  # R2 fused seed-steps/s on the CPU over the PyTorch eager loop's steps/s
 R1_CLI_TARGET = 40  # the CLI's R1 run (256 members x 2,000 steps) over PyTorch eager's R1 steps/s
-QUICK = dict(members=[1, 4], r2_members=[1, 4], dcgan_members=[1, 2], steps=20, r2_steps=5, dcgan_steps=1,
+QUICK = dict(members=[1, 4], r2_members=[1, 4], r2_wide_members=[1, 2], dcgan_members=[1, 2], steps=20, r2_steps=5,
+             r2_wide_steps=2, dcgan_steps=1,
              torch_steps=20, emulated_members=16, cli_members=16, cli_steps=200, min_seconds=0.2)
 COMPILE_MAX_MEMBERS = 16  # the CPU suite's torch.compile ensemble: at the largest member count up to this
-GPU_SUITE = {"R1": [1024, 8192, 65536], "R2": [64, 512, 4096], "DCGAN": [64, 256]}
-GPU_STEPS = {"R1": 1000, "R2": 200, "DCGAN": 50}  # per compiled chunk, called until min_seconds have passed
-TINY_SUITE = {"R1": [2], "R2": [2], "DCGAN": [2]}
-TINY_STEPS = {"R1": 10, "R2": 2, "DCGAN": 1}
-GPU_ENSEMBLE = {"R1": 1024, "R2": 64, "DCGAN": 64}  # the torch.func ensemble's members, one count per model
-TINY_ENSEMBLE = {"R1": 2, "R2": 2, "DCGAN": 2}
+GPU_SUITE = {"R1": [1024, 8192, 65536], "R2": [64, 512, 4096], "r2_wide_r1": [64, 512], "DCGAN": [64, 256]}
+GPU_STEPS = {"R1": 1000, "R2": 200, "r2_wide_r1": 100, "DCGAN": 50}  # per compiled chunk, repeated for min_seconds
+TINY_SUITE = {"R1": [2], "R2": [2], "r2_wide_r1": [2], "DCGAN": [2]}
+TINY_STEPS = {"R1": 10, "R2": 2, "r2_wide_r1": 1, "DCGAN": 1}
+GPU_ENSEMBLE = {"R1": 1024, "R2": 64, "r2_wide_r1": 64, "DCGAN": 64}  # the torch.func ensemble's members per model
+TINY_ENSEMBLE = {"R1": 2, "R2": 2, "r2_wide_r1": 2, "DCGAN": 2}
 
 
 def members_list(text: str) -> list[int]:
@@ -97,7 +102,7 @@ def run_r1(args, peak: dict) -> dict:
         layouts = [all_devices] + ([all_devices[:1]] if len(all_devices) > 1 and members >= len(all_devices) else [])
         for layout in layouts:
             row = speed.fused(gan, hp, members, args.steps, args.min_seconds, layout, args.member_block)
-            rows.append(dict(row, x_naive=row["seed_steps_per_s"] / base["steps_per_s"]))
+            rows.append(dict(row, x_naive=row["seed_steps_per_s"] / base["steps_per_s"], devices_offered=len(layout)))
     out = {"naive": base, "torch": torch, "fused": rows, **peers(gan, hp, args.members, args.steps, args)}
     annotate(out, torch, peak)
     cli = out["cli"] = cli_run(args.cli_members, args.cli_steps)
@@ -129,13 +134,13 @@ def run_r2(args, peak: dict) -> dict:
     return out
 
 
-def run_dcgan(args, peak: dict) -> dict:
-    """The dcgan preset on synthetic images: fused at --dcgan-members, PyTorch eager (one seed) and peers."""
-    gan, hp = speed.model("DCGAN")
-    torch = speed.torch_rate(gan.cfg, hp, args.dcgan_steps, args.min_seconds)
-    rows = [speed.fused(gan, hp, members, args.dcgan_steps, args.min_seconds, None, args.member_block)
-            for members in args.dcgan_members]
-    out = {"torch": torch, "fused": rows, **peers(gan, hp, args.dcgan_members, args.dcgan_steps, args)}
+def run_model(name: str, counts: list[int], steps: int, args, peak: dict) -> dict:
+    """`speed.model(name)` on synthetic images: fused at `counts` members (`steps` per chunk, and per timing
+    of its PyTorch loops), PyTorch eager (one seed) and the peers."""
+    gan, hp = speed.model(name)
+    torch = speed.torch_rate(gan.cfg, hp, steps, args.min_seconds)
+    rows = [speed.fused(gan, hp, members, steps, args.min_seconds, None, args.member_block) for members in counts]
+    out = {"torch": torch, "fused": rows, **peers(gan, hp, counts, steps, args)}
     annotate(out, torch, peak)
     return out
 
@@ -151,11 +156,17 @@ def peers(gan, hp, counts: list[int], steps: int, args) -> dict:
 
 
 def annotate(section: dict, eager: dict, peak: dict) -> None:
-    """Each fused row's ratios: x_torch (over PyTorch eager's one seed), x_torch_ensemble and
+    """Each fused row's ratios: x_fewer (over the best rate at fewer members, offered as many devices: R1 also
+    times its members on one device), x_torch
+    (over PyTorch eager's one seed), x_torch_ensemble and
     x_torch_compiled (over the torch.func ensemble of the same member count, eager and compiled); its
     achieved GFLOP/s (seed-steps/s x XLA's FLOPs per seed-step) and pct_peak (% of the measured matmul peak)."""
     for row in section["fused"]:
         r = row["seed_steps_per_s"]
+        fewer = [f["seed_steps_per_s"] for f in section["fused"]
+                 if f["members"] < row["members"] and f.get("devices_offered") == row.get("devices_offered")]
+        if fewer:
+            row["x_fewer"] = r / max(fewer)
         if "skipped" not in eager:
             row["x_torch"] = r / eager["steps_per_s"]
         over_ensembles(row, [*section["torch_ensemble"], section["torch_compiled"]])
@@ -189,7 +200,8 @@ def emulated(args, n_devices: int) -> dict:
 def cpu_suite(args) -> dict:
     peak = speed.matmul_peak()
     report = {"suite": "cpu", "peak": peak, "r1": run_r1(args, peak), "r2": run_r2(args, peak),
-              "dcgan": run_dcgan(args, peak)}
+              "r2_wide_r1": run_model("r2_wide_r1", args.r2_wide_members, args.r2_wide_steps, args, peak),
+              "dcgan": run_model("DCGAN", args.dcgan_members, args.dcgan_steps, args, peak)}
     if not args.no_emulated:
         runs = [emulated(args, n) for n in (8, 1)]
         report["emulated_devices"] = {"members": args.emulated_members, "runs": runs,
@@ -197,7 +209,7 @@ def cpu_suite(args) -> dict:
     return report
 
 
-PEER_COLUMNS = ["x_torch", "x_torch_ensemble", "x_torch_compiled", "gflops_per_s", "pct_peak"]
+PEER_COLUMNS = ["x_fewer", "x_torch", "x_torch_ensemble", "x_torch_compiled", "gflops_per_s", "pct_peak"]
 
 
 def print_cpu(report: dict) -> None:
@@ -221,9 +233,10 @@ def print_cpu(report: dict) -> None:
         t = r2["target"]
         print(f"R2 target >= {R2_TARGET}x PyTorch eager: {t['x_torch']:.2f}x at {t['members']} members -> "
               f"{'met' if t['met'] else 'NOT met'}")
-    print(f"\nDCGAN: PyTorch eager {_rate(dc['torch'])}")
-    _peers(dc)
-    _table(dc["fused"], PEER_COLUMNS)
+    for name, section in (("r2_wide_r1", report["r2_wide_r1"]), ("DCGAN", dc)):
+        print(f"\n{name}: PyTorch eager {_rate(section['torch'])}")
+        _peers(section)
+        _table(section["fused"], PEER_COLUMNS)
     if report.get("emulated_devices"):
         e = report["emulated_devices"]
         print(f"R1 {e['members']} members on 8 emulated CPU devices vs 1: {e['ratio_8_over_1']:.2f}x")
@@ -248,18 +261,18 @@ def _peers(section: dict) -> None:
     print(f"  XLA: {flops / 1e9:.4g} GFLOP per seed-step" if flops else "  XLA: no FLOP count")
 
 
-_HEADS = {"x_naive": "x naive", "x_torch": "x torch", "x_torch_ensemble": "x ensemble",
+_HEADS = {"x_fewer": "x fewer", "x_naive": "x naive", "x_torch": "x torch", "x_torch_ensemble": "x ensemble",
           "x_torch_compiled": "x compiled", "gflops_per_s": "GFLOP/s", "pct_peak": "% peak"}
 
 
 def _table(rows: list[dict], ratios: list[str]) -> None:
     """One line per fused row: its layout, compile time and rate, then the `ratios` columns ("-": not
     measured), state bytes per member and peak device memory."""
-    print(f"{'model':>6} {'prec':>5} {'members':>8} {'devices':>7} {'block':>5} {'compile s':>9} {'seed-steps/s':>14}"
+    print(f"{'model':>10} {'prec':>5} {'members':>8} {'devices':>7} {'block':>5} {'compile s':>9} {'seed-steps/s':>14}"
           + "".join(f"{_HEADS.get(r, r):>11}" for r in ratios) + f" {'state B/member':>14} {'peak MB':>8}")
     for r in rows:
         peak = f"{r['peak_bytes'] / 2**20:,.0f}" if r.get("peak_bytes") else "-"
-        print(f"{r.get('model', ''):>6} {r.get('precision', 'fp32'):>5} {r['members']:>8,} {r['devices']:>7} "
+        print(f"{r.get('model', ''):>10} {r.get('precision', 'fp32'):>5} {r['members']:>8,} {r['devices']:>7} "
               f"{r['member_block']:>5} {r['compile_s']:>9.1f} {r['seed_steps_per_s']:>14,.1f}"
               + "".join(f"{r[k]:>11.2f}" if r.get(k) is not None else f"{'-':>11}" for k in ratios)
               + f" {r['state_bytes_per_member']:>14,} {peak:>8}")
@@ -337,9 +350,12 @@ def parse(argv):
     add("--quick", action="store_true", help=f"the CPU suite at small sizes, a smoke test: {QUICK}")
     add("--members", type=members_list, default=[1, 4, 16, 64, 256, 1024], help="CPU suite: R1 member counts")
     add("--r2-members", type=members_list, default=[1, 4, 16, 64], help="CPU suite: R2 member counts")
+    add("--r2-wide-members", type=members_list, default=[1, 4, 16, 64], help="CPU suite: r2_wide_r1 member counts")
     add("--dcgan-members", type=members_list, default=[1, 2, 4, 8], help="CPU suite: DCGAN member counts")
     add("--steps", type=positive_int, default=100, help="CPU suite: R1 steps per compiled chunk")
     add("--r2-steps", type=positive_int, default=20, help="CPU suite: R2 steps per compiled chunk")
+    add("--r2-wide-steps", type=positive_int, default=10,
+        help="CPU suite: r2_wide_r1 steps per compiled chunk, and per timing of its PyTorch loops")
     add("--dcgan-steps", type=positive_int, default=5,
         help="CPU suite: DCGAN steps per compiled chunk, and per timing of its PyTorch loops")
     add("--torch-steps", type=positive_int, default=200,

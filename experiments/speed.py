@@ -43,10 +43,13 @@ def synthetic_images(n: int = 10_000, channels: int = 1) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
 
 
+MODELS = {"R1": "r1", "R2": "r2", "r2_wide_r1": "r2_wide_r1", "DCGAN": "dcgan"}  # benchmark name -> preset
+
+
 def model(name: str, precision: str = "fp32") -> tuple[GAN, object]:
-    """(GAN, its preset's HParams) of "R1" (the toy quadratic), "R2" (the MNIST MLP) or "DCGAN", the
-    image models on synthetic images."""
-    preset = presets.get({"R1": "r1", "R2": "r2", "DCGAN": "dcgan"}[name])
+    """(GAN, its preset's HParams) of "R1" (the toy quadratic), "R2" (the MNIST MLP), "r2_wide_r1" (the
+    wider MNIST MLP with an R1 penalty) or "DCGAN", the image models on synthetic images."""
+    preset = presets.get(MODELS[name])
     cfg = preset.config.replace(precision=precision)
     if name == "R1":
         return GAN.from_config(cfg), preset.hparams
@@ -194,14 +197,15 @@ def _torch_or_skip():
 
 def torch_unsupported(cfg: Config) -> str | None:
     """Why the PyTorch loops cannot train `cfg`, or None: they implement the unconditional non-saturating
-    MLP GAN (R1, R2) and the preset DCGAN, one D and one G update a step, no penalty, dropout or packing."""
+    MLP GAN (R1, R2, r2_wide_r1) and the preset DCGAN, one D and one G update a step, no penalty but R1, no
+    dropout or packing."""
     dcgan = cfg.architecture == "dcgan" and (cfg.generator.activation, cfg.generator.output_activation,
                                              cfg.discriminator.activation) == ("relu", "tanh", "leaky_relu")
     if (cfg.architecture != "mlp" and not dcgan) or cfg.loss != "non_saturating" or (cfg.n_disc, cfg.n_gen) != (1, 1) \
-            or cfg.num_classes or cfg.gradient_penalty != "none" or cfg.pack != 1 or cfg.discriminator.dropout \
+            or cfg.num_classes or cfg.gradient_penalty not in ("none", "r1") or cfg.pack != 1 or cfg.discriminator.dropout \
             or cfg.discriminator.spectral_norm or cfg.augment:
         return "the PyTorch loops implement the unconditional non-saturating MLP GAN and the preset DCGAN, one D " \
-               "and one G update a step"
+               "and one G update a step, no penalty but R1"
     return None
 
 
@@ -393,18 +397,33 @@ def _bce(torch, logits, label: float):
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
 
 
+def r1_penalty(torch, logits, real, create_graph: bool = True):
+    """E||grad_x D(x_real)||^2 / 2 (gan_jax's `penalties.r1_penalty`), from D's `logits` on `real` (which
+    requires grad); differentiable (`create_graph`), as D's loss needs."""
+    (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=create_graph)
+    return grad.pow(2).flatten(1).sum(1).mean() / 2
+
+
 def torch_update(torch, cfg: Config, hp, g, d) -> Callable:
     """`update(real, z_d, z_g)`: one eager training step of the modules `g`, `d` (as gan_jax's `alternating`):
-    a D update on `real` and G(z_d) (G frozen; batch norm in training mode), then a G update on G(z_g)
-    through the updated D (D frozen); BCE-with-logits losses."""
+    a D update on `real` and G(z_d) (G frozen; batch norm in training mode; with `cfg`'s R1 penalty,
+    hp.gp_weight x `r1_penalty` on `real`), then a G update on G(z_g) through the updated D (D frozen);
+    BCE-with-logits losses; then G's moving average (decay hp.ema_decay), as gan_jax keeps it every step."""
     g_opt, d_opt = _torch_optimizers(torch, cfg, hp, g.parameters(), d.parameters())
+    g_params, d_params = list(g.parameters()), list(d.parameters())
+    g_ema = [p.detach().clone() for p in g_params]
+    r1 = cfg.gradient_penalty == "r1"
 
     def update(real, z_d, z_g):
         with torch.no_grad():
             fake = g(z_d)
-        d_loss = _bce(torch, d(real), 1.0) + _bce(torch, d(fake), 0.0)
+        real = real.detach().requires_grad_(r1)
+        real_logits = d(real)
+        d_loss = _bce(torch, real_logits, 1.0) + _bce(torch, d(fake), 0.0)
+        if r1:
+            d_loss = d_loss + hp.gp_weight * r1_penalty(torch, real_logits, real)
         d_opt.zero_grad()
-        d_loss.backward()
+        d_loss.backward(inputs=d_params)  # not into `real`'s gradient, which R1 needed only inside its penalty
         d_opt.step()
         d.requires_grad_(False)
         g_loss = _bce(torch, d(g(z_g)), 1.0)
@@ -412,6 +431,8 @@ def torch_update(torch, cfg: Config, hp, g, d) -> Callable:
         g_loss.backward()
         g_opt.step()
         d.requires_grad_(True)
+        with torch.no_grad():
+            torch._foreach_lerp_(g_ema, g_params, 1 - hp.ema_decay)
 
     return update
 
@@ -419,8 +440,9 @@ def torch_update(torch, cfg: Config, hp, g, d) -> Callable:
 def torch_ensemble(torch, cfg: Config, hp, gs: list, ds: list, wrap: Callable = lambda f: f):
     """PyTorch's model-ensembling recipe (`torch.func`): the members' modules `gs`, `ds` stacked
     (`stack_module_state`), their forward passes `functional_call` on a copy without state, gradients by
-    `vmap(grad(loss))` over members, one torch optimizer over the stacked tensors (Adam and RMSProp are
-    elementwise, so this equals one optimizer per member). Returns (`update(real, z_d, z_g)` on inputs
+    `vmap(grad(loss))` over members (R1's penalty: a `grad` inside it), one torch optimizer over the stacked
+    tensors (Adam and RMSProp are elementwise, so this equals one optimizer per member), G's moving average
+    over the stacked tensors. Returns (`update(real, z_d, z_g)` on inputs
     of leading axis members, as `torch_update` does per member; G's and D's stacked parameters). Batch
     norm under vmap: `torch.func.replace_all_batch_norm_modules_`, batch statistics and no running
     averages (what a training step's forward passes use; gan_jax also keeps the averages, for sampling)."""
@@ -435,7 +457,11 @@ def torch_ensemble(torch, cfg: Config, hp, gs: list, ds: list, wrap: Callable = 
     discriminate = lambda p, x: functional_call(d_base, p, (x,))  # noqa: E731
 
     def d_loss(p, real, fake):
-        return _bce(torch, discriminate(p, real), 1.0) + _bce(torch, discriminate(p, fake), 0.0)
+        loss = _bce(torch, discriminate(p, real), 1.0) + _bce(torch, discriminate(p, fake), 0.0)
+        if cfg.gradient_penalty == "r1":
+            x_grad = grad(lambda x: discriminate(p, x).sum())(real)
+            loss = loss + hp.gp_weight * x_grad.pow(2).flatten(1).sum(1).mean() / 2
+        return loss
 
     def g_loss(p, d_p, z):
         return _bce(torch, discriminate(d_p, generate(p, z)), 1.0)
@@ -443,11 +469,13 @@ def torch_ensemble(torch, cfg: Config, hp, gs: list, ds: list, wrap: Callable = 
     d_grads = wrap(lambda g_p, d_p, real, z: vmap(grad(d_loss))(d_p, real, vmap(generate)(g_p, z)))
     g_grads = wrap(vmap(grad(g_loss)))
     g_opt, d_opt = _torch_optimizers(torch, cfg, hp, list(g_params.values()), list(d_params.values()))
+    g_ema = [p.detach().clone() for p in g_params.values()]
 
     def update(real, z_d, z_g):
         with torch.no_grad():  # torch.func.grad differentiates inside it; nothing else is recorded
             _descend(d_opt, d_params, d_grads(g_params, d_params, real, z_d))
             _descend(g_opt, g_params, g_grads(g_params, d_params, z_g))
+            torch._foreach_lerp_(g_ema, list(g_params.values()), 1 - hp.ema_decay)
 
     return update, g_params, d_params
 

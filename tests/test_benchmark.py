@@ -5,11 +5,14 @@ import importlib.util
 import json
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from conftest import run_main
 from experiments import speed
 from gan_jax import presets
+from gan_jax.components import models, penalties
 from gan_jax.core.config import Config
 from gan_jax.core.gan import GAN
 
@@ -60,12 +63,39 @@ def test_torch_dcgan_has_the_dcgan_presets_parameters():
     assert real.shape == (3, 1, 28, 28) and g(z).shape == (3, 1, 28, 28) and d(real).shape == (3, 1)
 
 
-@pytest.mark.parametrize("preset", ["r1", "dcgan"])  # RMSProp and one shared batch; Adam, batch norm, convs
+def test_torch_r1_penalty_equals_gan_jaxs_on_the_same_discriminator():
+    """r2_wide_r1's D (784-512-256-1) in torch and in flax with the same weights (torch's Linear weight is the
+    flax kernel transposed; biases made non-zero): the torch loop's R1 penalty equals gan_jax's, and its
+    gradient reaches D's weights (create_graph), as D's loss needs."""
+    torch = pytest.importorskip("torch")
+    cfg = presets.get("r2_wide_r1").config
+    _, d = speed.torch_models(torch, cfg)
+    linears = [m for m in d if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for layer in linears:
+            layer.bias.normal_(0, 0.1)
+    flax_d = models.make_models(cfg, 784)[1]
+    params = {name: {"kernel": jnp.asarray(layer.weight.detach().numpy().T), "bias": jnp.asarray(layer.bias.detach().numpy())}
+              for name, layer in zip(["Dense_0", "Dense_1", "logit"], linears)}
+    real = np.random.default_rng(0).uniform(-1, 1, (16, 784)).astype(np.float32)
+    expected = penalties.r1_penalty(lambda x: flax_d.apply({"params": params}, x)[0], None, jnp.asarray(real), None, None)
+    x = torch.from_numpy(real).requires_grad_(True)
+    mine = speed.r1_penalty(torch, d(x), x)
+    np.testing.assert_allclose(mine.item(), float(expected), rtol=1e-5)
+    assert float(expected) > 1e-3  # not a vanishing case
+    mine.backward()
+    assert all(layer.weight.grad.abs().sum() > 0 for layer in linears)
+
+
+@pytest.mark.parametrize("preset", ["r1", "dcgan", "r2_wide_r1"])  # RMSProp, one shared batch; Adam, batch norm,
+# convs; R1's penalty inside the vmapped gradient
 def test_torch_func_ensemble_steps_each_member_as_its_own_eager_model(preset):
     """Two members (different weights, different batches) stepped once as one torch.func ensemble equal two
     eager models stepped once. Every parameter moves by about lr (Adam: lr * g / (|g| + eps); RMSProp:
-    lr / sqrt(0.1)), so a member fed another's batch, or batch norm with the wrong statistics, is off by
-    ~lr; float32 rounding of a gradient that cancels to near zero moves its step by far less than lr / 50."""
+    lr / sqrt(0.1)), so a member fed another's batch, batch norm with the wrong statistics or a missing
+    penalty is off by ~lr in many parameters. A gradient that cancels to about eps is the exception: float32
+    rounding moves its step by a fraction of lr (seen: 1 of r2_wide_r1's 1.1 million parameters, by lr / 20),
+    so up to 1 in 10,000 parameters may differ by more than lr / 50."""
     torch = pytest.importorskip("torch")
     cfg, hp = presets.get(preset).config, presets.get(preset).hparams
     pairs = [speed.torch_models(torch, cfg, "cpu", seed) for seed in (0, 1)]
@@ -75,11 +105,14 @@ def test_torch_func_ensemble_steps_each_member_as_its_own_eager_model(preset):
     real, z_d, z_g = speed.torch_batches(torch, cfg, "cpu")(2, 16)
     before = {k: v.clone() for k, v in g_params.items()}
     update(real, z_d, z_g)
+    off, total = 0, 0
     for i, (g, d) in enumerate(eager):
         speed.torch_update(torch, cfg, hp, g, d)(real[i], z_d[i], z_g[i])
         for stacked, module in ((g_params, g), (d_params, d)):
             for name, p in module.named_parameters():
-                torch.testing.assert_close(stacked[name][i], p, rtol=0, atol=hp.lr_d / 50)
+                off += int(((stacked[name][i] - p).abs() > min(hp.lr_d, hp.lr_g) / 50).sum())
+                total += p.numel()
+    assert off <= total // 10_000, f"{off} of {total} parameters differ by more than lr / 50"
     moved = torch.cat([(g_params[k] - before[k]).abs().flatten() for k in before])
     assert (moved > 0.9 * hp.lr_g).float().mean() > 0.99  # all but gradients that cancelled to about eps
     assert not torch.allclose(g_params["0.weight"][0], g_params["0.weight"][1])  # two members, not one twice
@@ -89,6 +122,7 @@ def test_torch_func_ensemble_steps_each_member_as_its_own_eager_model(preset):
 def test_quick_cpu_benchmark_reports_rates_state_bytes_and_the_cli_rate(tmp_path):
     out = tmp_path / "bench.json"
     proc = run_main("experiments.benchmark", "--quick", "--members", "2", "--r2-members", "2", "--dcgan-members", "2",
+                    "--r2-wide-members", "1,2",
                     "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -107,26 +141,31 @@ def test_quick_cpu_benchmark_reports_rates_state_bytes_and_the_cli_rate(tmp_path
 
 
 def check_peers_and_peak(report: dict) -> None:
-    """The quick CPU suite's DCGAN rows, PyTorch peers, FLOPs and measured peak (members 2 everywhere)."""
+    """The quick CPU suite's DCGAN and r2_wide_r1 rows, PyTorch peers, FLOPs and measured peak (members 2
+    everywhere, and 1 too for r2_wide_r1: its 2-member row's x_fewer)."""
     peak = report["peak"]
     assert peak["gflops"] == max(peak["gflops_by"].values()) > 1 and peak["n"] == 2048
-    for key, gflop in (("r1", (1e-4, 0.01)), ("r2", (0.2, 0.3)), ("dcgan", (1.0, 10.0))):
+    for key, gflop in (("r1", (1e-4, 0.01)), ("r2", (0.2, 0.3)), ("r2_wide_r1", (0.5, 2.5)), ("dcgan", (1.0, 10.0))):
         section = report[key]
         flops = section["flops_per_seed_step"]
         assert gflop[0] < flops / 1e9 < gflop[1]  # R2 0.258 GFLOP (docs/speed.md), the DCGAN about 3
-        (ensemble,) = section["torch_ensemble"]
+        counts = list(dict.fromkeys(row["members"] for row in section["fused"]))  # R1: on all devices and one
         compiled = section["torch_compiled"]
-        assert ensemble["members"] == compiled["members"] == 2 and compiled["compiled"] is True
+        assert [e["members"] for e in section["torch_ensemble"]] == counts
+        assert compiled["members"] == 2 and compiled["compiled"] is True
         if HAS_TORCH:
-            assert ensemble["seed_steps_per_s"] > 0
+            assert all(e["seed_steps_per_s"] > 0 for e in section["torch_ensemble"])
             assert compiled.get("skipped", "").startswith("torch.compile") or compiled["seed_steps_per_s"] > 0
         for row in section["fused"]:
             assert row["gflops_per_s"] == pytest.approx(row["seed_steps_per_s"] * flops / 1e9)
             assert row["pct_peak"] == pytest.approx(100 * row["gflops_per_s"] / peak["gflops"])
             assert not HAS_TORCH or row["x_torch"] > 0 and row["x_torch_ensemble"] > 0
     (row,) = report["dcgan"]["fused"]
-    assert row["members"] == 2 and row["seed_steps_per_s"] > 0 and row["compile_s"] > 0
+    assert row["members"] == 2 and row["seed_steps_per_s"] > 0 and row["compile_s"] > 0 and "x_fewer" not in row
     assert HAS_TORCH != ("skipped" in report["dcgan"]["torch"])
+    one, two = report["r2_wide_r1"]["fused"]
+    assert (one["members"], two["members"]) == (1, 2) and "x_fewer" not in one
+    assert two["x_fewer"] == pytest.approx(two["seed_steps_per_s"] / one["seed_steps_per_s"])
 
 
 @pytest.mark.slow  # about 70 s: a smoke test of the GPU suite's script at tiny sizes (a lent device runs it whole)
@@ -138,7 +177,7 @@ def test_tiny_gpu_suite_runs_every_code_path_and_writes_its_schema(tmp_path):
     report = json.loads(out.read_text())
     assert report["suite"] == "gpu" and report["tiny"] is True
     assert [(r["model"], r["precision"], r["members"]) for r in report["rows"]] == [
-        ("R1", "fp32", 2), ("R1", "bf16", 2), ("R2", "fp32", 2), ("DCGAN", "fp32", 2)]
+        ("R1", "fp32", 2), ("R1", "bf16", 2), ("R2", "fp32", 2), ("r2_wide_r1", "fp32", 2), ("DCGAN", "fp32", 2)]
     for row in report["rows"]:
         assert row["seed_steps_per_s"] > 0 and row["compile_s"] > 0 and row["state_bytes_per_member"] > 0
         assert row["peak_bytes"] is None  # the CPU reports no device memory statistics
@@ -147,7 +186,7 @@ def test_tiny_gpu_suite_runs_every_code_path_and_writes_its_schema(tmp_path):
     assert fit["members"] > 1000 and fit["members"] * fit["bytes_per_member"] <= fit["limit_bytes"]
     assert report["naive"]["R1"]["steps_per_s"] > 0 and set(report["goals"]) >= {
         "R2_64x300k_under_300s", "R1_1024x100k_under_120s"}
-    for name in ("R1", "R2", "DCGAN"):  # PyTorch eager, and the torch.func ensemble (eager only, when tiny)
+    for name in ("R1", "R2", "r2_wide_r1", "DCGAN"):  # PyTorch eager, the torch.func ensemble (eager only, when tiny)
         torch = report["torch"][name]
         assert torch.get("skipped") or torch["steps_per_s"] > 0
         (ensemble,) = report["torch_ensemble"][name]
