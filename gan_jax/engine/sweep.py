@@ -61,6 +61,7 @@ class Sweep:
     _generate: Callable = dataclasses.field(init=False, repr=False)
     _evaluators: dict = dataclasses.field(init=False, repr=False, default_factory=dict)
     _copy: Callable | None = dataclasses.field(init=False, repr=False, default=None)
+    _trials: dict = dataclasses.field(init=False, repr=False, default_factory=dict)  # the probe's, while it runs
 
     def __post_init__(self):
         if self.n_members < 1 or (self.member_block is not None and self.member_block < 1):
@@ -103,7 +104,10 @@ class Sweep:
         key = layouts.cache_key(config=self.gan.recorded_config(), pieces=self.gan.pieces(), local=self.local,
                                 devices=self.mesh.devices.size, kind=self.mesh_devices[0].device_kind,
                                 cpu=os.cpu_count(), jax=jax.__version__)
-        chosen = layouts.probe(self.local, self._measure, key)
+        try:
+            chosen = layouts.probe(self.local, self._measure, key)
+        finally:
+            self._trials.clear()  # the trial programs and states, no longer needed
         self.probe_s += time.perf_counter() - start
         return chosen
 
@@ -113,16 +117,21 @@ class Sweep:
         return self.layout.block
 
     def _measure(self, block: int, min_seconds: float = 0.3) -> float:
-        """Seed-steps/s of `block` members per device vmapped as one block, over one logged window of steps."""
-        n, steps = block * self.mesh.devices.size, self.gan.cfg.log_every
-        trial = Sweep(self.gan, n, self.mesh_devices, member_block=block)
-        hp = stack_hparams([HParams()] * n)
-        state = jax.block_until_ready(trial.run(trial.init(member_keys(range(n))), hp, steps)[0])  # compile, warm up
+        """Seed-steps/s of `block` members per device vmapped as one block, over layout.PROBE_STEPS steps (or
+        a shorter logged window): the best of timed runs over `min_seconds`. The trial is compiled and warmed
+        up on the first call for a block; later calls (the probe's later rounds) time it again."""
+        n, steps = block * self.mesh.devices.size, min(self.gan.cfg.log_every, layouts.PROBE_STEPS)
+        if block not in self._trials:
+            trial, hp = Sweep(self.gan, n, self.mesh_devices, member_block=block), stack_hparams([HParams()] * n)
+            state = jax.block_until_ready(trial.run(trial.init(member_keys(range(n))), hp, steps)[0])  # compile, warm up
+            self._trials[block] = trial, hp, state
+        trial, hp, state = self._trials[block]
         seconds = []
         while sum(seconds) < min_seconds:
             start = time.perf_counter()
             state = jax.block_until_ready(trial.run(state, hp, steps)[0])
             seconds.append(time.perf_counter() - start)
+        self._trials[block] = trial, hp, state
         return n * steps / min(seconds)
 
     # -- shapes and placement ---------------------------------------------------------------------------
