@@ -2,7 +2,7 @@
 
     python -m experiments.benchmark                    # the CPU suite: 15 to 25 minutes on 2 CPU cores
     python -m experiments.benchmark --quick            # short lists, few steps: a smoke test, not a measurement
-    python -m experiments.benchmark --suite gpu        # the GPU suite: under 10 minutes on one H200 (estimated)
+    python -m experiments.benchmark --suite gpu        # the GPU suite: about 10 minutes on one H200 (estimated)
     python -m experiments.benchmark --suite gpu --tiny # every code path of the GPU suite, on a CPU, in seconds
 
 CPU suite: R1 (the toy quadratic: 16/16 MLPs, RMSProp, batch 256) as naive JAX (one seed, a Python loop over
@@ -18,9 +18,9 @@ vmapped gradients, one optimizer over the stacked tensors) at each member count,
 gradients under `torch.compile` at one member count (the largest up to 16; {"skipped": why} where it does
 not compile); and how far from the limit: XLA's FLOPs per seed-step (`speed.flops_per_step`) and a float32
 matmul timed in the same run (`speed.matmul_peak`), so each fused row has its achieved GFLOP/s and % of that
-peak. Each fused row's "x fewer" is its rate over the best rate at fewer members of the same model (on
-the same devices offered): 1 or more where adding members never slows a seed down. All in one process but the last, so ratios
-compare runs measured side by side.
+peak. Each fused row's "x fewer" is its rate over the best rate at fewer members of the same model (R1's
+rows on one device apart): 1 or more where adding members never slows a seed down. All in one process but
+the last, so ratios compare runs measured side by side.
 
 GPU suite: R1 at 1,024 / 8,192 / 65,536 members, R2 at 64 / 512 / 4,096, r2_wide_r1 at 64 / 512, DCGAN at
 64 / 256: seed-steps/s,
@@ -156,15 +156,16 @@ def peers(gan, hp, counts: list[int], steps: int, args) -> dict:
 
 
 def annotate(section: dict, eager: dict, peak: dict) -> None:
-    """Each fused row's ratios: x_fewer (over the best rate at fewer members, offered as many devices: R1 also
-    times its members on one device), x_torch
-    (over PyTorch eager's one seed), x_torch_ensemble and
-    x_torch_compiled (over the torch.func ensemble of the same member count, eager and compiled); its
-    achieved GFLOP/s (seed-steps/s x XLA's FLOPs per seed-step) and pct_peak (% of the measured matmul peak)."""
+    """Each fused row's ratios: x_fewer (over the best rate at fewer members in its series; R1's rows on one
+    device are a series of their own, from its one-member row), x_torch (over PyTorch eager's one seed),
+    x_torch_ensemble and x_torch_compiled (over the torch.func ensemble of the same member count, eager and
+    compiled); its achieved GFLOP/s (seed-steps/s x XLA's FLOPs per seed-step) and pct_peak (% of the
+    measured matmul peak)."""
     for row in section["fused"]:
         r = row["seed_steps_per_s"]
-        fewer = [f["seed_steps_per_s"] for f in section["fused"]
-                 if f["members"] < row["members"] and f.get("devices_offered") == row.get("devices_offered")]
+        fewer = [f["seed_steps_per_s"] for f in section["fused"] if f["members"] < row["members"]
+                 and (f["devices"] == 1 if row.get("devices_offered") == 1 else
+                      f.get("devices_offered") == row.get("devices_offered"))]
         if fewer:
             row["x_fewer"] = r / max(fewer)
         if "skipped" not in eager:
@@ -281,7 +282,7 @@ def _table(rows: list[dict], ratios: list[str]) -> None:
 # -- the GPU suite ---------------------------------------------------------------------------------------
 def gpu_suite(tiny: bool, min_seconds: float) -> dict:
     """Every model at every member count (fp32) and at its middle count in bf16; its largest fit; naive
-    JAX (R1, R2); PyTorch eager and the torch.func ensemble (eager, and compiled unless `tiny`) at one member
+    JAX (the MLPs); PyTorch eager and the torch.func ensemble (eager, and compiled unless `tiny`) at one member
     count per model; the goals from the measured rates. `tiny`: each model once, at 2 members, PyTorch's
     rows, and the other measurements for R1 only: every code path, on a CPU, in about a minute."""
     suite, steps, at = (TINY_SUITE, TINY_STEPS, TINY_ENSEMBLE) if tiny else (GPU_SUITE, GPU_STEPS, GPU_ENSEMBLE)

@@ -5,7 +5,7 @@
 - `naive`: one seed, a Python loop over a jitted step: what a JAX user writes first.
 - `flops_per_step`: XLA's count of one seed-step's floating-point operations; `matmul_peak`: the measured
   rate of a large float32 matmul, the ceiling achieved rates are read against.
-- `torch_rate`: a plain PyTorch eager loop of the same GAN (R1, R2 or the DCGAN), one seed, on torch's GPU
+- `torch_rate`: a plain PyTorch eager loop of the same GAN (R1, R2, r2_wide_r1 or the DCGAN), one seed, on torch's GPU
   when it has one; `torch_ensemble_rate`: the same members as one `torch.func` ensemble (PyTorch's
   model-ensembling recipe: stacked parameters, vmapped gradients), eager or under `torch.compile`.
 - `largest_fit`: the largest member count whose state and compiled program fit, from XLA's memory analysis
@@ -210,7 +210,7 @@ def torch_unsupported(cfg: Config) -> str | None:
 
 
 def torch_rate(cfg: Config, hp, steps: int, min_seconds: float = 1.0, threads: int | None = None) -> dict:
-    """A plain eager PyTorch loop of `cfg` (R1: RMSProp, one (x, z) batch for both updates; R2 and the DCGAN:
+    """A plain eager PyTorch loop of `cfg` (R1: RMSProp, one (x, z) batch for both updates; the others:
     Adam, fresh batches), one seed, on torch's GPU if it has one: {"steps_per_s", ...} or {"skipped": why}."""
     torch, skipped = _torch_or_skip()
     if skipped or torch_unsupported(cfg):
@@ -397,10 +397,15 @@ def _bce(torch, logits, label: float):
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
 
 
-def r1_penalty(torch, logits, real, create_graph: bool = True):
+def r1_penalty(torch, logits, real):
     """E||grad_x D(x_real)||^2 / 2 (gan_jax's `penalties.r1_penalty`), from D's `logits` on `real` (which
-    requires grad); differentiable (`create_graph`), as D's loss needs."""
-    (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=create_graph)
+    requires grad); differentiable, as D's loss needs."""
+    (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+    return half_mean_sq_norm(grad)
+
+
+def half_mean_sq_norm(grad):
+    """The mean over examples of ||grad||^2 / 2: R1's penalty from the gradients of D at the real batch."""
     return grad.pow(2).flatten(1).sum(1).mean() / 2
 
 
@@ -448,7 +453,7 @@ def torch_ensemble(torch, cfg: Config, hp, gs: list, ds: list, wrap: Callable = 
     averages (what a training step's forward passes use; gan_jax also keeps the averages, for sampling)."""
     import copy
 
-    from torch.func import functional_call, grad, replace_all_batch_norm_modules_, stack_module_state, vmap
+    from torch.func import functional_call, grad, replace_all_batch_norm_modules_, stack_module_state, vjp, vmap
 
     g_base, d_base = copy.deepcopy(gs[0]).to("meta"), copy.deepcopy(ds[0]).to("meta")
     replace_all_batch_norm_modules_(g_base)
@@ -457,10 +462,10 @@ def torch_ensemble(torch, cfg: Config, hp, gs: list, ds: list, wrap: Callable = 
     discriminate = lambda p, x: functional_call(d_base, p, (x,))  # noqa: E731
 
     def d_loss(p, real, fake):
-        loss = _bce(torch, discriminate(p, real), 1.0) + _bce(torch, discriminate(p, fake), 0.0)
+        real_logits, pullback = vjp(lambda x: discriminate(p, x), real)  # one forward pass for loss and penalty
+        loss = _bce(torch, real_logits, 1.0) + _bce(torch, discriminate(p, fake), 0.0)
         if cfg.gradient_penalty == "r1":
-            x_grad = grad(lambda x: discriminate(p, x).sum())(real)
-            loss = loss + hp.gp_weight * x_grad.pow(2).flatten(1).sum(1).mean() / 2
+            loss = loss + hp.gp_weight * half_mean_sq_norm(pullback(torch.ones_like(real_logits))[0])
         return loss
 
     def g_loss(p, d_p, z):

@@ -1,8 +1,8 @@
 """How a device's members are laid out: vmapped together in blocks of `block` members, the blocks one after
 another. Which block trains fastest depends on the model, the members per device and the machine (2-core
 CPU, DCGAN, 4 members per device: blocks of 1 ran 44.4 seed-steps/s, blocks of 4 29.2; R1 at 128 members
-per device: blocks of 16 19.1K, of 128 16.3K), so on a CPU it is measured: a short timed run of each
-candidate block, kept in a cache file per model, members per device and machine. A layout changes a
+per device: blocks of 16 19.1K, of 128 16.3K), so on a CPU it is measured: short timed runs of each
+candidate block, in rounds, kept in a cache file per model, members per device and machine. A layout changes a
 member's numbers only by float32 rounding; a resumed run keeps the layout it was started with.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ CPU_RULE_BLOCK = 16  # the rule where nothing is measured: blocks of up to 16 on
 MAX_CANDIDATE = 64  # larger blocks lost on every model measured on a CPU
 PROBE_ROUNDS = 2  # each candidate timed once per round, the rounds in turn: a slow spell of a shared machine
 # hits one candidate's timing in one round, not its best
-PROBE_STEPS = 20  # steps per timed run (fewer when a logged window is shorter): the step program the run uses
+PROBE_STEPS = 20  # steps per timed run (fewer when a logged window is shorter): the run's step, in shorter windows
 
 
 @dataclasses.dataclass(frozen=True)

@@ -61,7 +61,7 @@ class Sweep:
     _generate: Callable = dataclasses.field(init=False, repr=False)
     _evaluators: dict = dataclasses.field(init=False, repr=False, default_factory=dict)
     _copy: Callable | None = dataclasses.field(init=False, repr=False, default=None)
-    _trials: dict = dataclasses.field(init=False, repr=False, default_factory=dict)  # the probe's, while it runs
+    _trials: dict = dataclasses.field(init=False, repr=False, default_factory=dict)  # the probe's programs, while it runs
 
     def __post_init__(self):
         if self.n_members < 1 or (self.member_block is not None and self.member_block < 1):
@@ -103,11 +103,12 @@ class Sweep:
         start = time.perf_counter()
         key = layouts.cache_key(config=self.gan.recorded_config(), pieces=self.gan.pieces(), local=self.local,
                                 devices=self.mesh.devices.size, kind=self.mesh_devices[0].device_kind,
-                                cpu=os.cpu_count(), jax=jax.__version__)
+                                cpu=os.cpu_count(), jax=jax.__version__,
+                                probe=(layouts.PROBE_ROUNDS, layouts.PROBE_STEPS))
         try:
             chosen = layouts.probe(self.local, self._measure, key)
         finally:
-            self._trials.clear()  # the trial programs and states, no longer needed
+            self._trials.clear()  # the trial programs, no longer needed
         self.probe_s += time.perf_counter() - start
         return chosen
 
@@ -118,20 +119,23 @@ class Sweep:
 
     def _measure(self, block: int, min_seconds: float = 0.3) -> float:
         """Seed-steps/s of `block` members per device vmapped as one block, over layout.PROBE_STEPS steps (or
-        a shorter logged window): the best of timed runs over `min_seconds`. The trial is compiled and warmed
-        up on the first call for a block; later calls (the probe's later rounds) time it again."""
+        a shorter logged window): the best of timed runs over `min_seconds`. The trial's program is compiled
+        and warmed up on the first call for a block and kept for the probe's later rounds; its state is made
+        afresh per call, so one candidate's state is in memory at a time."""
         n, steps = block * self.mesh.devices.size, min(self.gan.cfg.log_every, layouts.PROBE_STEPS)
-        if block not in self._trials:
-            trial, hp = Sweep(self.gan, n, self.mesh_devices, member_block=block), stack_hparams([HParams()] * n)
-            state = jax.block_until_ready(trial.run(trial.init(member_keys(range(n))), hp, steps)[0])  # compile, warm up
-            self._trials[block] = trial, hp, state
-        trial, hp, state = self._trials[block]
+        first = block not in self._trials
+        if first:
+            trial = Sweep(self.gan, n, self.mesh_devices, member_block=block)
+            self._trials[block] = trial, stack_hparams([HParams()] * n)
+        trial, hp = self._trials[block]
+        state = trial.init(member_keys(range(n)))
+        if first:
+            state = jax.block_until_ready(trial.run(state, hp, steps)[0])  # compile, warm up
         seconds = []
         while sum(seconds) < min_seconds:
             start = time.perf_counter()
             state = jax.block_until_ready(trial.run(state, hp, steps)[0])
             seconds.append(time.perf_counter() - start)
-        self._trials[block] = trial, hp, state
         return n * steps / min(seconds)
 
     # -- shapes and placement ---------------------------------------------------------------------------
