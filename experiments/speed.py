@@ -202,8 +202,8 @@ def torch_unsupported(cfg: Config) -> str | None:
     dcgan = cfg.architecture == "dcgan" and (cfg.generator.activation, cfg.generator.output_activation,
                                              cfg.discriminator.activation) == ("relu", "tanh", "leaky_relu")
     if (cfg.architecture != "mlp" and not dcgan) or cfg.loss != "non_saturating" or (cfg.n_disc, cfg.n_gen) != (1, 1) \
-            or cfg.num_classes or cfg.gradient_penalty not in ("none", "r1") or cfg.pack != 1 or cfg.discriminator.dropout \
-            or cfg.discriminator.spectral_norm or cfg.augment:
+            or cfg.num_classes or cfg.gradient_penalty not in ("none", "r1") or cfg.pack != 1 \
+            or cfg.discriminator.dropout or cfg.discriminator.spectral_norm or cfg.augment:
         return "the PyTorch loops implement the unconditional non-saturating MLP GAN and the preset DCGAN, one D " \
                "and one G update a step, no penalty but R1"
     return None
@@ -414,8 +414,8 @@ def torch_update(torch, cfg: Config, hp, g, d) -> Callable:
     a D update on `real` and G(z_d) (G frozen; batch norm in training mode; with `cfg`'s R1 penalty,
     hp.gp_weight x `r1_penalty` on `real`), then a G update on G(z_g) through the updated D (D frozen);
     BCE-with-logits losses; then G's moving average (decay hp.ema_decay), as gan_jax keeps it every step."""
-    g_opt, d_opt = _torch_optimizers(torch, cfg, hp, g.parameters(), d.parameters())
     g_params, d_params = list(g.parameters()), list(d.parameters())
+    g_opt, d_opt = _torch_optimizers(torch, cfg, hp, g_params, d_params)
     g_ema = [p.detach().clone() for p in g_params]
     r1 = cfg.gradient_penalty == "r1"
 
@@ -473,14 +473,15 @@ def torch_ensemble(torch, cfg: Config, hp, gs: list, ds: list, wrap: Callable = 
 
     d_grads = wrap(lambda g_p, d_p, real, z: vmap(grad(d_loss))(d_p, real, vmap(generate)(g_p, z)))
     g_grads = wrap(vmap(grad(g_loss)))
-    g_opt, d_opt = _torch_optimizers(torch, cfg, hp, list(g_params.values()), list(d_params.values()))
-    g_ema = [p.detach().clone() for p in g_params.values()]
+    g_list = list(g_params.values())
+    g_opt, d_opt = _torch_optimizers(torch, cfg, hp, g_list, list(d_params.values()))
+    g_ema = [p.detach().clone() for p in g_list]
 
     def update(real, z_d, z_g):
         with torch.no_grad():  # torch.func.grad differentiates inside it; nothing else is recorded
             _descend(d_opt, d_params, d_grads(g_params, d_params, real, z_d))
             _descend(g_opt, g_params, g_grads(g_params, d_params, z_g))
-            torch._foreach_lerp_(g_ema, list(g_params.values()), 1 - hp.ema_decay)
+            torch._foreach_lerp_(g_ema, g_list, 1 - hp.ema_decay)
 
     return update, g_params, d_params
 

@@ -89,15 +89,16 @@ def test_torch_r1_penalty_equals_gan_jaxs_on_the_same_discriminator():
     assert all(layer.weight.grad.abs().sum() > 0 for layer in linears)
 
 
-@pytest.mark.parametrize("preset", ["r1", "dcgan", "r2_wide_r1"])  # RMSProp, one shared batch; Adam, batch norm,
-# convs; R1's penalty inside the vmapped gradient
-def test_torch_func_ensemble_steps_each_member_as_its_own_eager_model(preset):
+# RMSProp, one shared batch; Adam, batch norm, convs; R1's penalty inside the vmapped gradient, whose 1.1 million
+# parameters may hold a gradient that cancels to about eps (below): up to 1 in 10,000 of them off
+@pytest.mark.parametrize("preset, off_share", [("r1", 0), ("dcgan", 0), ("r2_wide_r1", 1e-4)])
+def test_torch_func_ensemble_steps_each_member_as_its_own_eager_model(preset, off_share):
     """Two members (different weights, different batches) stepped once as one torch.func ensemble equal two
     eager models stepped once. Every parameter moves by about lr (Adam: lr * g / (|g| + eps); RMSProp:
     lr / sqrt(0.1)), so a member fed another's batch, batch norm with the wrong statistics or a missing
     penalty is off by ~lr in many parameters. A gradient that cancels to about eps is the exception: float32
     rounding moves its step by a fraction of lr (seen: 1 of r2_wide_r1's 1.1 million parameters, by lr / 20),
-    so up to 1 in 10,000 parameters may differ by more than lr / 50."""
+    so for r2_wide_r1 up to 1 in 10,000 parameters may differ by more than lr / 50; for the others none."""
     torch = pytest.importorskip("torch")
     cfg, hp = presets.get(preset).config, presets.get(preset).hparams
     pairs = [speed.torch_models(torch, cfg, "cpu", seed) for seed in (0, 1)]
@@ -112,10 +113,10 @@ def test_torch_func_ensemble_steps_each_member_as_its_own_eager_model(preset):
         speed.torch_update(torch, cfg, hp, g, d)(real[i], z_d[i], z_g[i])
         for stacked, module in ((g_params, g), (d_params, d)):
             for name, p in module.named_parameters():
-                diff = (stacked[name][i] - p).abs()
+                diff = (stacked[name][i] - p).detach().abs()
                 off, worst = off + int((diff > min(hp.lr_d, hp.lr_g) / 50).sum()), max(worst, float(diff.max()))
                 total += p.numel()
-    assert off <= total // 10_000, f"{off} of {total} parameters differ by more than lr / 50"
+    assert off <= off_share * total, f"{off} of {total} parameters differ by more than lr / 50"
     assert worst <= 10 * max(hp.lr_d, hp.lr_g)  # no parameter far off: a step is at most about 3 lr
     moved = torch.cat([(g_params[k] - before[k]).abs().flatten() for k in before])
     assert (moved > 0.9 * hp.lr_g).float().mean() > 0.99  # all but gradients that cancelled to about eps
