@@ -206,3 +206,18 @@ def test_bad_flag_exits_2(flags, tmp_path):
     proc = run_main("experiments.benchmark", *flags, "--out", tmp_path / "bench.json")
     assert proc.returncode == 2 and "error" in proc.stderr
     assert not (tmp_path / "bench.json").exists()
+
+
+def test_profile_sums_each_kind_of_op_and_the_shares_add_up():
+    """experiments.op_profile on 2 R1 members: every line's ms add up to the printed op time, the shares to
+    100%, and R1's MLP has matmuls and activations but no convolution windows to copy."""
+    proc = run_main("experiments.op_profile", "--model", "R1", "--members", "2", "--steps", "5")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    head, *lines, longest = proc.stdout.strip().splitlines()
+    total = float(head.split(": ")[1].split(" ms of op time")[0])
+    kinds = {line[:54].strip(): (float(line.split()[-3]), float(line.split()[-1].rstrip("%"))) for line in lines}
+    assert {"matmuls", "activations and their gradients (multiply, maximum)"} <= set(kinds)
+    assert "window copies (concatenate)" not in kinds and longest.startswith("longest ops:")
+    assert sum(ms for ms, _ in kinds.values()) == pytest.approx(total, abs=0.01 * len(kinds) + 0.05)
+    assert sum(share for _, share in kinds.values()) == pytest.approx(100, abs=0.1 * len(kinds))
+    assert total > 0 and kinds["matmuls"][0] > 0
