@@ -217,7 +217,7 @@ def test_profile_sums_each_kind_of_op_and_the_shares_add_up():
     total = float(head.split(": ")[1].split(" ms of op time")[0])
     kinds = {line[:54].strip(): (float(line.split()[-3]), float(line.split()[-1].rstrip("%"))) for line in lines}
     assert {"matmuls", "activations and their gradients (multiply, maximum)"} <= set(kinds)
-    assert "window copies (concatenate)" not in kinds and longest.startswith("longest ops:")
+    assert "window copies (concatenate)" not in kinds and longest.startswith("longest ops (ms per step):")
     assert sum(ms for ms, _ in kinds.values()) == pytest.approx(total, abs=0.01 * len(kinds) + 0.05)
     assert sum(share for _, share in kinds.values()) == pytest.approx(100, abs=0.1 * len(kinds))
     assert total > 0 and kinds["matmuls"][0] > 0
