@@ -20,6 +20,7 @@ MAX_CANDIDATE = 64  # larger blocks lost on every model measured on a CPU
 PROBE_ROUNDS = 2  # each candidate timed once per round, the rounds in turn: a slow spell of a shared machine
 # hits one candidate's timing in one round, not its best
 PROBE_STEPS = 20  # steps per timed run (fewer when a logged window is shorter): the run's step, in shorter windows
+PROBE_SECONDS = 0.5  # per timing of a candidate, all its runs counted (as a run is timed, not its fastest run)
 
 
 @dataclasses.dataclass(frozen=True)

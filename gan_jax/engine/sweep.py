@@ -104,7 +104,7 @@ class Sweep:
         key = layouts.cache_key(config=self.gan.recorded_config(), pieces=self.gan.pieces(), local=self.local,
                                 devices=self.mesh.devices.size, kind=self.mesh_devices[0].device_kind,
                                 cpu=os.cpu_count(), jax=jax.__version__,
-                                probe=(layouts.PROBE_ROUNDS, layouts.PROBE_STEPS))
+                                probe=(layouts.PROBE_ROUNDS, layouts.PROBE_STEPS, layouts.PROBE_SECONDS))
         try:
             chosen = layouts.probe(self.local, self._measure, key)
         finally:
@@ -117,12 +117,15 @@ class Sweep:
         """The member block used: divides the members per device."""
         return self.layout.block
 
-    def _measure(self, block: int, min_seconds: float = 0.3) -> float:
-        """Seed-steps/s of `block` members per device vmapped as one block, over layout.PROBE_STEPS steps (or
-        a shorter logged window): the best of timed runs over `min_seconds`. The trial's program is compiled
-        and warmed up on the first call for a block and kept for the probe's later rounds; its state is made
-        afresh per call, so one candidate's state is in memory at a time."""
-        n, steps = block * self.mesh.devices.size, min(self.gan.cfg.log_every, layouts.PROBE_STEPS)
+    def _measure(self, block: int) -> float:
+        """Seed-steps/s of this sweep's members in blocks of `block`, run layout.PROBE_STEPS steps (or a shorter
+        logged window) at a time for layout.PROBE_SECONDS: all those steps over all that time, as a run is timed.
+        All the members, not one block of them: a call's fixed cost then weighs the same on every candidate
+        (timing one block per device had R1's 64 members in blocks of 32 ahead of 16, which 3 s runs of all 64
+        put behind, 9.9-11.2K against 11.9-12.4K seed-steps/s). The trial's program is compiled and warmed up
+        on the first call for a block and kept for the probe's later rounds; its state is made afresh per call,
+        so one candidate's state is in memory at a time."""
+        n, steps = self.n_members, min(self.gan.cfg.log_every, layouts.PROBE_STEPS)
         first = block not in self._trials
         if first:
             trial = Sweep(self.gan, n, self.mesh_devices, member_block=block)
@@ -132,11 +135,11 @@ class Sweep:
         if first:
             state = jax.block_until_ready(trial.run(state, hp, steps)[0])  # compile, warm up
         seconds = []
-        while sum(seconds) < min_seconds:
+        while sum(seconds) < layouts.PROBE_SECONDS:
             start = time.perf_counter()
             state = jax.block_until_ready(trial.run(state, hp, steps)[0])
             seconds.append(time.perf_counter() - start)
-        return n * steps / min(seconds)
+        return n * steps * len(seconds) / sum(seconds)
 
     # -- shapes and placement ---------------------------------------------------------------------------
     @functools.cached_property
