@@ -21,6 +21,8 @@ PROBE_ROUNDS = 2  # each candidate timed once per round, the rounds in turn: a s
 # hits one candidate's timing in one round, not its best
 PROBE_STEPS = 20  # steps per timed run (fewer when a logged window is shorter): the run's step, in shorter windows
 PROBE_SECONDS = 0.5  # per timing of a candidate, all its runs counted (as a run is timed, not its fastest run)
+PROBE_SEED_STEPS = 256  # at most this many seed-steps per timed call: fewer steps per call for many members (64
+# r2_wide_r1 members had taken 14 s a call at 20 steps)
 
 
 @dataclasses.dataclass(frozen=True)

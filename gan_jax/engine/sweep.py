@@ -104,7 +104,8 @@ class Sweep:
         key = layouts.cache_key(config=self.gan.recorded_config(), pieces=self.gan.pieces(), local=self.local,
                                 devices=self.mesh.devices.size, kind=self.mesh_devices[0].device_kind,
                                 cpu=os.cpu_count(), jax=jax.__version__,
-                                probe=(layouts.PROBE_ROUNDS, layouts.PROBE_STEPS, layouts.PROBE_SECONDS))
+                                probe=(layouts.PROBE_ROUNDS, layouts.PROBE_STEPS, layouts.PROBE_SECONDS,
+                                       layouts.PROBE_SEED_STEPS))
         try:
             chosen = layouts.probe(self.local, self._measure, key)
         finally:
@@ -118,14 +119,16 @@ class Sweep:
         return self.layout.block
 
     def _measure(self, block: int) -> float:
-        """Seed-steps/s of this sweep's members in blocks of `block`, run layout.PROBE_STEPS steps (or a shorter
-        logged window) at a time for layout.PROBE_SECONDS: all those steps over all that time, as a run is timed.
+        """Seed-steps/s of this sweep's members in blocks of `block`, run layout.PROBE_STEPS steps at a time (fewer
+        for a shorter logged window or past layout.PROBE_SEED_STEPS) for layout.PROBE_SECONDS: all those steps
+        over all that time, as a run is timed.
         All the members, not one block of them: a call's fixed cost then weighs the same on every candidate
         (timing one block per device had R1's 64 members in blocks of 32 ahead of 16, which 3 s runs of all 64
         put behind, 9.9-11.2K against 11.9-12.4K seed-steps/s). The trial's program is compiled and warmed up
         on the first call for a block and kept for the probe's later rounds; its state is made afresh per call,
         so one candidate's state is in memory at a time."""
-        n, steps = self.n_members, min(self.gan.cfg.log_every, layouts.PROBE_STEPS)
+        n = self.n_members
+        steps = min(self.gan.cfg.log_every, layouts.PROBE_STEPS, max(1, layouts.PROBE_SEED_STEPS // n))
         first = block not in self._trials
         if first:
             trial = Sweep(self.gan, n, self.mesh_devices, member_block=block)
