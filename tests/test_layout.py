@@ -85,6 +85,17 @@ def test_every_candidate_block_trains_the_reference_numbers_and_the_probe_picks_
     assert Sweep(gan, 8, member_block=3).layout == layout.Layout(2, "given 3, the largest block <= it that divides 4")
 
 
+def test_a_candidate_is_timed_on_all_the_sweeps_members_in_blocks_of_its_size():
+    """The probe times what the run will run: all 8 members in blocks of 2, not one block of 2 per device
+    (whose call's fixed cost had weighed more on small blocks), kept for the next round."""
+    sweep = Sweep(GAN.from_config(Config(batch_size=64, log_every=10)), 8)
+    assert sweep._measure(2) > 0
+    trial, _ = sweep._trials[2]
+    assert (trial.n_members, trial.block, trial.mesh.devices.size) == (8, 2, 2)
+    sweep._measure(2)
+    assert sweep._trials[2][0] is trial  # compiled once per block, for both rounds
+
+
 def test_a_run_records_its_layout_and_a_resumed_run_keeps_it(probing, tmp_path):
     gan = GAN.from_config(Config(batch_size=32, log_every=10))
     members = grid(range(8), default_hparams("rmsprop"))
