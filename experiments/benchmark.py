@@ -18,9 +18,12 @@ vmapped gradients, one optimizer over the stacked tensors) at each member count,
 gradients under `torch.compile` at one member count (the largest up to 16; {"skipped": why} where it does
 not compile); and how far from the limit: XLA's FLOPs per seed-step (`speed.flops_per_step`) and a float32
 matmul timed in the same run (`speed.matmul_peak`), so each fused row has its achieved GFLOP/s and % of that
-peak. Each fused row's "x fewer" is its rate over the best rate at fewer members of the same model (R1's
-rows on one device apart): 1 or more where adding members never slows a seed down. All in one process but
-the last, so ratios compare runs measured side by side.
+peak. A model's measurements (fused rows, naive JAX, PyTorch eager, the ensembles) are compiled first, then
+timed in turn, --rounds times over (`speed.in_rounds`), so a slow spell of the shared machine falls on all of
+them alike; each keeps its fastest round, and its "noise" is its rounds' spread (1 - slowest / fastest).
+Each fused row's "x fewer" is its rate over the best rate at fewer members of the same model (R1's rows on
+one device apart): 1 or more where adding members never slows a seed down; it "falls" when below 1 by more
+than the noise of either row. All in one process but the last, so ratios compare runs measured side by side.
 
 GPU suite: R1 at 1,024 / 8,192 / 65,536 members, R2 at 64 / 512 / 4,096, r2_wide_r1 at 64 / 512, DCGAN at
 64 / 256: seed-steps/s,
@@ -50,7 +53,7 @@ R2_TARGET = 2.5  # R2 fused seed-steps/s on the CPU over the PyTorch eager loop'
 R1_CLI_TARGET = 40  # the CLI's R1 run (256 members x 2,000 steps) over PyTorch eager's R1 steps/s
 QUICK = dict(members=[1, 4], r2_members=[1, 4], r2_wide_members=[1, 2], dcgan_members=[1, 2], steps=20, r2_steps=5,
              r2_wide_steps=2, dcgan_steps=1,
-             torch_steps=20, emulated_members=16, cli_members=16, cli_steps=200, min_seconds=0.2)
+             torch_steps=20, emulated_members=16, cli_members=16, cli_steps=200, min_seconds=0.2, rounds=2)
 COMPILE_MAX_MEMBERS = 16  # the CPU suite's torch.compile ensemble: at the largest member count up to this
 GPU_SUITE = {"R1": [1024, 8192, 65536], "R2": [64, 512, 4096], "r2_wide_r1": [64, 512], "DCGAN": [64, 256]}
 GPU_STEPS = {"R1": 1000, "R2": 200, "r2_wide_r1": 100, "DCGAN": 50}  # per compiled chunk, repeated for min_seconds
@@ -94,41 +97,43 @@ def cli_run(members: int, steps: int) -> dict:
 
 def run_r1(args, peak: dict) -> dict:
     gan, hp = speed.model("R1")
-    base = speed.naive(gan, hp, args.steps * 10, args.min_seconds)
-    torch = speed.torch_rate(gan.cfg, hp, args.torch_steps, args.min_seconds)
     all_devices = __import__("jax").devices()
-    rows = []
+    fused = []
     for members in args.members:
         layouts = [all_devices] + ([all_devices[:1]] if len(all_devices) > 1 and members >= len(all_devices) else [])
         for layout in layouts:
-            row = speed.fused(gan, hp, members, args.steps, args.min_seconds, layout, args.member_block)
-            rows.append(dict(row, x_naive=row["seed_steps_per_s"] / base["steps_per_s"], devices_offered=len(layout)))
-    out = {"naive": base, "torch": torch, "fused": rows, **peers(gan, hp, args.members, args.steps, args)}
-    annotate(out, torch, peak)
+            fused.append(speed.prepare_fused(gan, hp, members, args.steps, layout, args.member_block))
+            fused[-1].row["devices_offered"] = len(layout)
+    out = measure(args, naive=speed.prepare_naive(gan, hp, args.steps * 10),
+                  torch=speed.prepare_torch(gan.cfg, hp, args.torch_steps), fused=fused,
+                  **peers(gan, hp, args.members, args.steps))
+    for row in out["fused"]:
+        row["x_naive"] = row["seed_steps_per_s"] / out["naive"]["steps_per_s"]
+    annotate(out, out["torch"], peak, speed.flops_per_step(gan, hp))
     cli = out["cli"] = cli_run(args.cli_members, args.cli_steps)
-    bench = max((r for r in rows if r["members"] == args.cli_members and r["devices"] == len(all_devices)),
+    bench = max((r for r in out["fused"] if r["members"] == args.cli_members and r["devices"] == len(all_devices)),
                 key=lambda r: r["seed_steps_per_s"], default=None)
     if bench:
         cli["x_benchmark"] = cli["seed_steps_per_s"] / bench["seed_steps_per_s"]
-    if "skipped" not in torch:
-        cli["x_torch"] = cli["seed_steps_per_s"] / torch["steps_per_s"]
+    if "skipped" not in out["torch"]:
+        cli["x_torch"] = cli["seed_steps_per_s"] / out["torch"]["steps_per_s"]
         out["cli_target"] = {"target": R1_CLI_TARGET, "x_torch": cli["x_torch"], "met": cli["x_torch"] >= R1_CLI_TARGET}
     return out
 
 
 def run_r2(args, peak: dict) -> dict:
     gan, hp = speed.model("R2")
-    torch = [speed.torch_rate(gan.cfg, hp, args.torch_steps, args.min_seconds, threads)
-             for threads in dict.fromkeys([os.cpu_count() or 1, 1])]
-    base = speed.naive(gan, hp, args.r2_steps * 10, args.min_seconds)
-    rows = []
-    for members in args.r2_members:
-        row = speed.fused(gan, hp, members, args.r2_steps, args.min_seconds, None, args.member_block)
-        rows.append(dict(row, x_naive=row["seed_steps_per_s"] / base["steps_per_s"]))
-    out = {"naive": base, "torch": torch, "fused": rows, **peers(gan, hp, args.r2_members, args.r2_steps, args)}
-    annotate(out, torch[0], peak)
-    if "skipped" not in torch[0]:
-        best = max(rows, key=lambda r: r["x_torch"])
+    out = measure(args, torch=[speed.prepare_torch(gan.cfg, hp, args.torch_steps, threads)
+                               for threads in dict.fromkeys([os.cpu_count() or 1, 1])],
+                  naive=speed.prepare_naive(gan, hp, args.r2_steps * 10),
+                  fused=[speed.prepare_fused(gan, hp, members, args.r2_steps, None, args.member_block)
+                         for members in args.r2_members],
+                  **peers(gan, hp, args.r2_members, args.r2_steps))
+    for row in out["fused"]:
+        row["x_naive"] = row["seed_steps_per_s"] / out["naive"]["steps_per_s"]
+    annotate(out, out["torch"][0], peak, speed.flops_per_step(gan, hp))
+    if "skipped" not in out["torch"][0]:
+        best = max(out["fused"], key=lambda r: r["x_torch"])
         out["target"] = {"target": R2_TARGET, "members": best["members"], "x_torch": best["x_torch"],
                          "met": best["x_torch"] >= R2_TARGET}
     return out
@@ -138,41 +143,52 @@ def run_model(name: str, counts: list[int], steps: int, args, peak: dict) -> dic
     """`speed.model(name)` on synthetic images: fused at `counts` members (`steps` per chunk, and per timing
     of its PyTorch loops), PyTorch eager (one seed) and the peers."""
     gan, hp = speed.model(name)
-    torch = speed.torch_rate(gan.cfg, hp, steps, args.min_seconds)
-    rows = [speed.fused(gan, hp, members, steps, args.min_seconds, None, args.member_block) for members in counts]
-    out = {"torch": torch, "fused": rows, **peers(gan, hp, counts, steps, args)}
-    annotate(out, torch, peak)
+    out = measure(args, torch=speed.prepare_torch(gan.cfg, hp, steps),
+                  fused=[speed.prepare_fused(gan, hp, members, steps, None, args.member_block) for members in counts],
+                  **peers(gan, hp, counts, steps))
+    annotate(out, out["torch"], peak, speed.flops_per_step(gan, hp))
     return out
 
 
-def peers(gan, hp, counts: list[int], steps: int, args) -> dict:
-    """XLA's FLOPs per seed-step; the torch.func ensemble of the same members at each count (eager; `steps`
-    per timing); its gradients under torch.compile at the largest count up to COMPILE_MAX_MEMBERS."""
+def measure(args, **prepared) -> dict:
+    """A model's prepared measurements (`speed.Prepared`, or lists of them), timed together in --rounds
+    rounds (`speed.in_rounds`: each keeps its fastest round and its rounds' spread), under the same keys."""
+    flat = [m for v in prepared.values() for m in (v if isinstance(v, list) else [v])]
+    done = iter(speed.in_rounds(flat, args.rounds, args.min_seconds))
+    return {k: [next(done) for _ in v] if isinstance(v, list) else next(done) for k, v in prepared.items()}
+
+
+def peers(gan, hp, counts: list[int], steps: int) -> dict:
+    """The torch.func ensemble of the same members at each count (eager; `steps` per call); its gradients
+    under torch.compile at the largest count up to COMPILE_MAX_MEMBERS: prepared, to be timed."""
     counts = list(dict.fromkeys(counts))
     compile_at = max([n for n in counts if n <= COMPILE_MAX_MEMBERS] or [min(counts)])
-    return {"flops_per_seed_step": speed.flops_per_step(gan, hp),
-            "torch_ensemble": [speed.torch_ensemble_rate(gan.cfg, hp, n, steps, args.min_seconds) for n in counts],
-            "torch_compiled": speed.torch_ensemble_rate(gan.cfg, hp, compile_at, steps, args.min_seconds, compile=True)}
+    return {"torch_ensemble": [speed.prepare_torch_ensemble(gan.cfg, hp, n, steps) for n in counts],
+            "torch_compiled": speed.prepare_torch_ensemble(gan.cfg, hp, compile_at, steps, compile=True)}
 
 
-def annotate(section: dict, eager: dict, peak: dict) -> None:
-    """Each fused row's ratios: x_fewer (over the best rate at fewer members in its series; R1's rows on one
-    device are a series of their own, from its one-member row), x_torch (over PyTorch eager's one seed),
-    x_torch_ensemble and x_torch_compiled (over the torch.func ensemble of the same member count, eager and
-    compiled); its achieved GFLOP/s (seed-steps/s x XLA's FLOPs per seed-step) and pct_peak (% of the
-    measured matmul peak)."""
+def annotate(section: dict, eager: dict, peak: dict, flops: float | None) -> None:
+    """The section's XLA FLOPs per seed-step, and each fused row's ratios: x_fewer (over the best rate at fewer
+    members in its series; R1's rows on one device are a series of their own, from its one-member row) and
+    `falls` (x_fewer below 1 by more than the noise of either row: a fall the machine's swings do not
+    explain), x_torch (over PyTorch eager's one seed), x_torch_ensemble and x_torch_compiled (over the
+    torch.func ensemble of the same member count, eager and compiled); its achieved GFLOP/s (seed-steps/s x
+    XLA's FLOPs per seed-step) and pct_peak (% of the measured matmul peak)."""
+    section["flops_per_seed_step"] = flops
     for row in section["fused"]:
         r = row["seed_steps_per_s"]
-        fewer = [f["seed_steps_per_s"] for f in section["fused"] if f["members"] < row["members"]
+        fewer = [f for f in section["fused"] if f["members"] < row["members"]
                  and (f["devices"] == 1 if row.get("devices_offered") == 1 else
                       f.get("devices_offered") == row.get("devices_offered"))]
         if fewer:
-            row["x_fewer"] = r / max(fewer)
+            best = max(fewer, key=lambda f: f["seed_steps_per_s"])
+            row["x_fewer"] = r / best["seed_steps_per_s"]
+            row["falls"] = row["x_fewer"] < 1 - max(row["noise"], best["noise"])
         if "skipped" not in eager:
             row["x_torch"] = r / eager["steps_per_s"]
         over_ensembles(row, [*section["torch_ensemble"], section["torch_compiled"]])
-        if section["flops_per_seed_step"]:
-            row["gflops_per_s"] = r * section["flops_per_seed_step"] / 1e9
+        if flops:
+            row["gflops_per_s"] = r * flops / 1e9
             row["pct_peak"] = 100 * row["gflops_per_s"] / peak["gflops"]
 
 
@@ -210,7 +226,7 @@ def cpu_suite(args) -> dict:
     return report
 
 
-PEER_COLUMNS = ["x_fewer", "x_torch", "x_torch_ensemble", "x_torch_compiled", "gflops_per_s", "pct_peak"]
+PEER_COLUMNS = ["noise", "x_fewer", "x_torch", "x_torch_ensemble", "x_torch_compiled", "gflops_per_s", "pct_peak"]
 
 
 def print_cpu(report: dict) -> None:
@@ -220,6 +236,7 @@ def print_cpu(report: dict) -> None:
     print(f"\nR1: naive JAX {r1['naive']['steps_per_s']:,.0f} steps/s; PyTorch eager {_rate(r1['torch'])}")
     _peers(r1)
     _table(r1["fused"], ["x_naive", *PEER_COLUMNS])
+    _never_slower("R1", r1["fused"])
     cli = r1["cli"]
     print(f"R1 as the CLI runs it, {cli['members']} members x {cli['steps']} steps: {cli['seed_steps_per_s']:,.0f} "
           f"seed-steps/s training (compile {cli['compile_s']:.1f} s, wall {cli['wall_s']:.1f} s)"
@@ -230,6 +247,7 @@ def print_cpu(report: dict) -> None:
           + ", ".join(_rate(t) + (f" at {t['threads']} thread(s)" if "threads" in t else "") for t in r2["torch"]))
     _peers(r2)
     _table(r2["fused"], ["x_naive", *PEER_COLUMNS])
+    _never_slower("R2", r2["fused"])
     if "target" in r2:
         t = r2["target"]
         print(f"R2 target >= {R2_TARGET}x PyTorch eager: {t['x_torch']:.2f}x at {t['members']} members -> "
@@ -238,9 +256,18 @@ def print_cpu(report: dict) -> None:
         print(f"\n{name}: PyTorch eager {_rate(section['torch'])}")
         _peers(section)
         _table(section["fused"], PEER_COLUMNS)
+        _never_slower(name, section["fused"])
     if report.get("emulated_devices"):
         e = report["emulated_devices"]
         print(f"R1 {e['members']} members on 8 emulated CPU devices vs 1: {e['ratio_8_over_1']:.2f}x")
+
+
+def _never_slower(name: str, rows: list[dict]) -> None:
+    """Whether adding members ever slowed a seed down by more than the measured noise (`annotate`)."""
+    falls = [f"{r['members']} members{' on 1 device' if r.get('devices_offered') == 1 else ''} "
+             f"({r['x_fewer']:.2f}x, noise {100 * r['noise']:.0f}%)" for r in rows if r.get("falls")]
+    print(f"{name}: members never slower beyond the rounds' noise: "
+          + ("yes" if not falls else "NO, falls at " + ", ".join(falls)))
 
 
 def _rate(torch: dict) -> str:
@@ -262,7 +289,7 @@ def _peers(section: dict) -> None:
     print(f"  XLA: {flops / 1e9:.4g} GFLOP per seed-step" if flops else "  XLA: no FLOP count")
 
 
-_HEADS = {"x_fewer": "x fewer", "x_naive": "x naive", "x_torch": "x torch", "x_torch_ensemble": "x ensemble",
+_HEADS = {"noise": "noise", "x_fewer": "x fewer", "x_naive": "x naive", "x_torch": "x torch", "x_torch_ensemble": "x ensemble",
           "x_torch_compiled": "x compiled", "gflops_per_s": "GFLOP/s", "pct_peak": "% peak"}
 
 
@@ -368,7 +395,10 @@ def parse(argv):
     add("--member-block", type=positive_int, default=None,
         help="members vmapped together per device (default: on a CPU the fastest block, measured and cached; "
              "all elsewhere)")
-    add("--min-seconds", type=float, default=2.0, help="each timing repeats its program until this long")
+    add("--min-seconds", type=float, default=1.0,
+        help="each timing repeats its program until this long (in the CPU suite: in each of --rounds rounds)")
+    add("--rounds", type=positive_int, default=3,
+        help="CPU suite: a model's measurements are timed in turn this many times; each keeps its fastest")
     add("--out", type=pathlib.Path, default=None, help="JSON file (default: runs/benchmark_<suite>.json)")
     add("--worker", action="store_true", help=argparse.SUPPRESS)  # emulated(): one R1 row as JSON
     if parser.parse_known_args(argv)[0].quick:

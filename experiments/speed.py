@@ -2,6 +2,9 @@
 
 - `fused`: members trained as one compiled Sweep program; seed-steps/s, compile time, state bytes per
   member, the device's peak memory.
+- `in_rounds`: prepared measurements (`prepare_fused`, `prepare_naive`, `prepare_torch`,
+  `prepare_torch_ensemble`) timed in turn, round after round, so that a slow spell of a shared machine falls
+  on all of them alike; each keeps its fastest round and the spread of its rounds (the noise).
 - `naive`: one seed, a Python loop over a jitted step: what a JAX user writes first.
 - `flops_per_step`: XLA's count of one seed-step's floating-point operations; `matmul_peak`: the measured
   rate of a large float32 matmul, the ceiling achieved rates are read against.
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import re
@@ -71,9 +75,40 @@ def peak_bytes(device: jax.Device) -> int | None:
     return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
 
 
-def fused(gan: GAN, hp, members: int, steps: int, min_seconds: float = 2.0, devices=None,
-          member_block: int | None = None) -> dict:
-    """`members` members as one program of `steps` steps, called until `min_seconds` have passed."""
+@dataclasses.dataclass
+class Prepared:
+    """A measurement ready to time: each `call()` does `work` units (seed-steps, or steps of one seed) and
+    blocks until they are done; `row` is what it reports, with its rate under `rate_key` once timed."""
+    call: Callable[[], None]
+    work: int
+    row: dict
+    rate_key: str = "seed_steps_per_s"
+
+
+def in_rounds(measurements: list, rounds: int, min_seconds: float) -> list[dict]:
+    """Each `Prepared` measurement timed `rounds` times, `min_seconds` each, in turn (round 1 of every one,
+    then round 2, ...), so a slow spell of a shared machine falls on all of them alike rather than on whichever
+    ran then. Its row: the fastest round's rate (the least disturbed), `rounds` (every round's rate) and `noise`
+    (1 - slowest / fastest). Anything else in `measurements` (a skipped one's dict) is passed through."""
+    todo = [m for m in measurements if isinstance(m, Prepared)]
+    rates: dict[int, list[float]] = {id(m): [] for m in todo}
+    for _ in range(rounds):
+        for m in todo:
+            calls, seconds = until(m.call, min_seconds)
+            rates[id(m)].append(calls * m.work / seconds)
+    return [dict(m.row, **{m.rate_key: max(rates[id(m)])}, rounds=rates[id(m)],
+                 noise=1 - min(rates[id(m)]) / max(rates[id(m)])) if isinstance(m, Prepared) else m
+            for m in measurements]
+
+
+def timed(measurement, min_seconds: float) -> dict:
+    """One timing of a `Prepared` measurement (a skipped one's dict passed through)."""
+    return in_rounds([measurement], 1, min_seconds)[0]
+
+
+def prepare_fused(gan: GAN, hp, members: int, steps: int, devices=None, member_block: int | None = None) -> Prepared:
+    """`members` members as one compiled program of `steps` steps, compiled, initialized and called once
+    (transfers, allocations)."""
     sweep = Sweep(gan, members, devices, member_block)
     stacked = stack_hparams([hp] * members)
     sweep.compile(steps)
@@ -83,17 +118,21 @@ def fused(gan: GAN, hp, members: int, steps: int, min_seconds: float = 2.0, devi
         state, _ = sweep.run(box[0], stacked, steps)
         box[0] = jax.block_until_ready(state)
 
-    chunk()  # the first call: transfers, allocations
-    calls, seconds = until(chunk, min_seconds)
-    return {"members": members, "devices": int(sweep.mesh.devices.size), "member_block": sweep.block,
-            "layout": sweep.layout.chosen_by,
-            "steps": steps * calls, "seconds": seconds, "compile_s": sweep.compile_s,
-            "seed_steps_per_s": steps * calls * members / seconds,
-            "state_bytes_per_member": sweep.state_bytes_per_member(), "peak_bytes": peak_bytes(sweep.mesh_devices[0])}
+    chunk()
+    return Prepared(chunk, steps * members, {
+        "members": members, "devices": int(sweep.mesh.devices.size), "member_block": sweep.block,
+        "layout": sweep.layout.chosen_by, "steps_per_call": steps, "compile_s": sweep.compile_s,
+        "state_bytes_per_member": sweep.state_bytes_per_member(), "peak_bytes": peak_bytes(sweep.mesh_devices[0])})
 
 
-def naive(gan: GAN, hp, steps: int, min_seconds: float = 1.0) -> dict:
-    """One seed, a Python loop calling a jitted single step `steps` times per timing."""
+def fused(gan: GAN, hp, members: int, steps: int, min_seconds: float = 2.0, devices=None,
+          member_block: int | None = None) -> dict:
+    """`members` members as one program of `steps` steps, called until `min_seconds` have passed."""
+    return timed(prepare_fused(gan, hp, members, steps, devices, member_block), min_seconds)
+
+
+def prepare_naive(gan: GAN, hp, steps: int) -> Prepared:
+    """One seed, a Python loop calling a jitted single step `steps` times per call."""
     hp = hp.as_arrays()
     step = jit_single_step(gan)
     state = jax.jit(gan.init)(jax.random.key(0))  # jitted: distinct buffers, safe to donate
@@ -107,8 +146,12 @@ def naive(gan: GAN, hp, steps: int, min_seconds: float = 1.0) -> dict:
             s, _ = step(s, hp)
         box[0] = jax.block_until_ready(s)
 
-    calls, seconds = until(loop, min_seconds)
-    return {"steps": steps * calls, "compile_s": compile_s, "steps_per_s": steps * calls / seconds}
+    return Prepared(loop, steps, {"steps_per_call": steps, "compile_s": compile_s}, "steps_per_s")
+
+
+def naive(gan: GAN, hp, steps: int, min_seconds: float = 1.0) -> dict:
+    """One seed, a Python loop calling a jitted single step `steps` times per timing."""
+    return timed(prepare_naive(gan, hp, steps), min_seconds)
 
 
 def largest_fit(gan: GAN, measured: int, devices: Sequence[jax.Device] | None = None, steps: int = 10) -> dict:
@@ -209,30 +252,41 @@ def torch_unsupported(cfg: Config) -> str | None:
     return None
 
 
-def torch_rate(cfg: Config, hp, steps: int, min_seconds: float = 1.0, threads: int | None = None) -> dict:
+def prepare_torch(cfg: Config, hp, steps: int, threads: int | None = None) -> Prepared | dict:
     """A plain eager PyTorch loop of `cfg` (R1: RMSProp, one (x, z) batch for both updates; the others:
-    Adam, fresh batches), one seed, on torch's GPU if it has one: {"steps_per_s", ...} or {"skipped": why}."""
+    Adam, fresh batches), one seed, `steps` steps a call at `threads` threads (torch's default again after each
+    call), on torch's GPU if it has one; {"skipped": why} where it cannot run."""
     torch, skipped = _torch_or_skip()
     if skipped or torch_unsupported(cfg):
         return skipped or {"skipped": torch_unsupported(cfg)}
     device, default_threads = "cuda" if torch.cuda.is_available() else "cpu", torch.get_num_threads()
     g, d = torch_models(torch, cfg, device)
     update, draw = torch_update(torch, cfg, hp, g, d), torch_batches(torch, cfg, device)
-    torch.set_num_threads(threads or default_threads)
-    try:
-        steps_done, seconds = _torch_time(torch, lambda: update(*draw(cfg.batch_size)), steps, min_seconds, device)
-    finally:
-        torch.set_num_threads(default_threads)  # the next measurement gets torch's default again
-    return {"torch": torch.__version__, "device": device, "threads": threads or default_threads,
-            "steps": steps_done, "steps_per_s": steps_done / seconds}
+    run = _torch_prepared(torch, lambda: update(*draw(cfg.batch_size)), steps, device)
+
+    def call():
+        torch.set_num_threads(threads or default_threads)
+        try:
+            run()
+        finally:
+            torch.set_num_threads(default_threads)  # the next measurement gets torch's default again
+
+    call()  # with the warm-up: allocator, optimizer state, kernels at these threads
+    return Prepared(call, steps, {"torch": torch.__version__, "device": device,
+                                  "threads": threads or default_threads, "steps_per_call": steps}, "steps_per_s")
 
 
-def torch_ensemble_rate(cfg: Config, hp, members: int, steps: int, min_seconds: float = 1.0,
-                        compile: bool = False, compile_limit_s: float = 150.0) -> dict:
+def torch_rate(cfg: Config, hp, steps: int, min_seconds: float = 1.0, threads: int | None = None) -> dict:
+    """`prepare_torch`'s loop timed once: {"steps_per_s", ...} or {"skipped": why}."""
+    return timed(prepare_torch(cfg, hp, steps, threads), min_seconds)
+
+
+def prepare_torch_ensemble(cfg: Config, hp, members: int, steps: int, compile: bool = False,
+                           compile_limit_s: float = 150.0) -> Prepared | dict:
     """`members` seeds of `cfg` as one `torch.func` ensemble (`torch_ensemble`), each with its own batches,
     eager or with its gradient functions under `torch.compile` (the first call's seconds are `compile_s`;
-    a compiler failure, or a first call over `compile_limit_s`, is {"skipped": why}): {"seed_steps_per_s",
-    ...}. Batch norm: batch statistics, no running averages (`torch_ensemble`)."""
+    a compiler failure, or a first call over `compile_limit_s`, is {"skipped": why}), `steps` steps a call.
+    Batch norm: batch statistics, no running averages (`torch_ensemble`)."""
     torch, skipped = _torch_or_skip()
     if skipped or torch_unsupported(cfg):
         return dict(skipped or {"skipped": torch_unsupported(cfg)}, members=members, compiled=compile)
@@ -244,22 +298,28 @@ def torch_ensemble_rate(cfg: Config, hp, members: int, steps: int, min_seconds: 
                             torch.compile if compile else lambda f: f)[0]
     draw = torch_batches(torch, cfg, device)
     step = lambda: update(*draw(members, cfg.batch_size))  # noqa: E731
-    out = {"members": members, "compiled": compile, "device": device, "threads": torch.get_num_threads(),
+    row = {"members": members, "compiled": compile, "device": device, "threads": torch.get_num_threads(),
+           "steps_per_call": steps,
            **({"batch_norm": "batch statistics, no running averages (torch.func.replace_all_batch_norm_modules_)"}
               if cfg.architecture == "dcgan" else {})}
     try:
         if compile:
             start = time.perf_counter()
             with _time_limit(compile_limit_s):
-                _torch_time(torch, step, 0, 0.0, device, warmup=1)
-            out["compile_s"] = time.perf_counter() - start
-        steps_done, seconds = _torch_time(torch, step, steps, min_seconds, device, warmup=3)
+                step()
+            row["compile_s"] = time.perf_counter() - start
+        return Prepared(_torch_prepared(torch, step, steps, device, warmup=3), steps * members, row)
     except Exception as e:  # noqa: BLE001 - a compiler failure is a result to record, not a crash
         if not compile:
             raise
-        return dict(out, skipped=f"torch.compile failed: {type(e).__name__}: "
+        return dict(row, skipped=f"torch.compile failed: {type(e).__name__}: "
                                  f"{(str(e).strip().splitlines() or [''])[0][:300]}")
-    return dict(out, steps=steps_done, seed_steps_per_s=steps_done * members / seconds)
+
+
+def torch_ensemble_rate(cfg: Config, hp, members: int, steps: int, min_seconds: float = 1.0,
+                        compile: bool = False, compile_limit_s: float = 150.0) -> dict:
+    """`prepare_torch_ensemble`'s ensemble timed once: {"seed_steps_per_s", ...} or {"skipped": why}."""
+    return timed(prepare_torch_ensemble(cfg, hp, members, steps, compile, compile_limit_s), min_seconds)
 
 
 @contextlib.contextmanager
@@ -282,10 +342,9 @@ def _time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _torch_time(torch, step: Callable[[], None], steps: int, min_seconds: float, device: str,
-                warmup: int = 10) -> tuple[int, float]:
-    """(steps timed, their seconds): `warmup` calls of `step` (allocator, optimizer state, kernels), then
-    `steps` at a time until `min_seconds` have passed (none when `steps` is 0)."""
+def _torch_prepared(torch, step: Callable[[], None], steps: int, device: str, warmup: int = 10) -> Callable:
+    """After `warmup` calls of `step` (allocator, optimizer state, kernels): a call of `steps` steps that
+    blocks until they are done."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(warmup):
         step()
@@ -296,8 +355,7 @@ def _torch_time(torch, step: Callable[[], None], steps: int, min_seconds: float,
             step()
         sync()
 
-    calls, seconds = until(loop, min_seconds) if steps else (0, 0.0)
-    return steps * calls, seconds
+    return loop
 
 
 def torch_models(torch, cfg: Config, device: str = "cpu", seed: int = 0):

@@ -162,6 +162,8 @@ def check_peers_and_peak(report: dict) -> None:
             assert all(e["seed_steps_per_s"] > 0 for e in section["torch_ensemble"])
             assert compiled.get("skipped", "").startswith("torch.compile") or compiled["seed_steps_per_s"] > 0
         for row in section["fused"]:
+            assert len(row["rounds"]) == 2 and row["seed_steps_per_s"] == max(row["rounds"])  # --quick: 2 rounds
+            assert row["noise"] == pytest.approx(1 - min(row["rounds"]) / max(row["rounds"]))
             assert row["gflops_per_s"] == pytest.approx(row["seed_steps_per_s"] * flops / 1e9)
             assert row["pct_peak"] == pytest.approx(100 * row["gflops_per_s"] / peak["gflops"])
             assert not HAS_TORCH or row["x_torch"] > 0 and row["x_torch_ensemble"] > 0
@@ -171,6 +173,43 @@ def check_peers_and_peak(report: dict) -> None:
     one, two = report["r2_wide_r1"]["fused"]
     assert (one["members"], two["members"]) == (1, 2) and "x_fewer" not in one
     assert two["x_fewer"] == pytest.approx(two["seed_steps_per_s"] / one["seed_steps_per_s"])
+
+
+def test_measurements_are_timed_in_turn_round_after_round_and_keep_their_fastest(monkeypatch):
+    """speed.in_rounds: round 1 of every measurement, then round 2 (a slow spell falls on all alike); each
+    row's rate is its fastest round, `noise` its rounds' spread; a skipped one passes through in its place."""
+    log, clock = [], [0.0]
+    seconds = {"a": [2.0, 1.0], "b": [4.0, 5.0]}  # per call, round by round: a is faster in round 2
+
+    def call(name):
+        log.append(name)
+        clock[0] += seconds[name][sum(n == name for n in log) - 1]
+
+    monkeypatch.setattr(speed.time, "perf_counter", lambda: clock[0])
+    a = speed.Prepared(lambda: call("a"), 10, {"name": "a"})
+    b = speed.Prepared(lambda: call("b"), 20, {"name": "b"}, "steps_per_s")
+    rows = speed.in_rounds([a, {"skipped": "no torch"}, b], rounds=2, min_seconds=0.0)
+    assert log == ["a", "b", "a", "b"]
+    assert rows[1] == {"skipped": "no torch"}
+    assert rows[0] == {"name": "a", "seed_steps_per_s": 10.0, "rounds": [5.0, 10.0], "noise": 0.5}
+    assert rows[2] == {"name": "b", "steps_per_s": 5.0, "rounds": [5.0, 4.0], "noise": pytest.approx(0.2)}
+
+
+@pytest.mark.parametrize("rate, falls", [(90.0, True), (96.0, False)])
+def test_a_row_falls_only_when_slower_than_fewer_members_by_more_than_either_rows_noise(rate, falls):
+    """benchmark.annotate: x_fewer over the fastest row at fewer members (not the nearest count); `falls`
+    when x_fewer is below 1 by more than the larger noise of the two rows (here the better row's 5%)."""
+    from experiments import benchmark
+
+    rows = [dict(members=1, devices=1, seed_steps_per_s=80.0, noise=0.3),
+            dict(members=2, devices=2, seed_steps_per_s=100.0, noise=0.05),
+            dict(members=4, devices=2, seed_steps_per_s=rate, noise=0.02)]
+    section = {"fused": rows, "torch_ensemble": [], "torch_compiled": {"skipped": "-", "members": 4}}
+    benchmark.annotate(section, {"steps_per_s": 50.0}, {"gflops": 100.0}, 2e9)
+    assert "x_fewer" not in rows[0] and rows[1]["x_fewer"] == 1.25 and rows[1]["falls"] is False
+    assert rows[2]["x_fewer"] == rate / 100 and rows[2]["falls"] is falls
+    assert rows[2]["x_torch"] == rate / 50 and rows[2]["gflops_per_s"] == rate * 2
+    assert rows[2]["pct_peak"] == pytest.approx(rate * 2) and section["flops_per_seed_step"] == 2e9
 
 
 @pytest.mark.slow  # about 70 s: a smoke test of the GPU suite's script at tiny sizes (a lent device runs it whole)
