@@ -22,8 +22,8 @@ peak. A model's measurements (fused rows, naive JAX, PyTorch eager, the ensemble
 timed in turn, --rounds times over (`speed.in_rounds`), so a slow spell of the shared machine falls on all of
 them alike; each keeps its fastest round, and its "noise" is its rounds' spread (1 - slowest / fastest).
 Each fused row's "x fewer" is its rate over the best rate at fewer members of the same model (R1's rows on
-one device apart): 1 or more where adding members never slows a seed down; it "falls" when below 1 by more
-than the noise of either row. All in one process but the last, so ratios compare runs measured side by side.
+one device apart): 1 or more where adding members never slows a seed down; it "falls" when it was slower
+than that row in every round (the ratio taken within each round, where both rows ran under the same spell). All in one process but the last, so ratios compare runs measured side by side.
 
 GPU suite: R1 at 1,024 / 8,192 / 65,536 members, R2 at 64 / 512 / 4,096, r2_wide_r1 at 64 / 512, DCGAN at
 64 / 256: seed-steps/s,
@@ -169,9 +169,10 @@ def peers(gan, hp, counts: list[int], steps: int) -> dict:
 
 def annotate(section: dict, eager: dict, peak: dict, flops: float | None) -> None:
     """The section's XLA FLOPs per seed-step, and each fused row's ratios: x_fewer (over the best rate at fewer
-    members in its series; R1's rows on one device are a series of their own, from its one-member row) and
-    `falls` (x_fewer below 1 by more than the noise of either row: a fall the machine's swings do not
-    explain), x_torch (over PyTorch eager's one seed), x_torch_ensemble and x_torch_compiled (over the
+    members in its series; R1's rows on one device are a series of their own, from its one-member row),
+    x_fewer_rounds (the same ratio round by round: the two rows timed within a round, under the same spell of
+    the machine) and `falls` (slower than that row in every round: a fall the machine's swings, which a
+    round's rows share, do not explain), x_torch (over PyTorch eager's one seed), x_torch_ensemble and x_torch_compiled (over the
     torch.func ensemble of the same member count, eager and compiled); its achieved GFLOP/s (seed-steps/s x
     XLA's FLOPs per seed-step) and pct_peak (% of the measured matmul peak)."""
     section["flops_per_seed_step"] = flops
@@ -183,7 +184,8 @@ def annotate(section: dict, eager: dict, peak: dict, flops: float | None) -> Non
         if fewer:
             best = max(fewer, key=lambda f: f["seed_steps_per_s"])
             row["x_fewer"] = r / best["seed_steps_per_s"]
-            row["falls"] = row["x_fewer"] < 1 - max(row["noise"], best["noise"])
+            row["x_fewer_rounds"] = [a / b for a, b in zip(row["rounds"], best["rounds"])]
+            row["falls"] = max(row["x_fewer_rounds"]) < 1
         if "skipped" not in eager:
             row["x_torch"] = r / eager["steps_per_s"]
         over_ensembles(row, [*section["torch_ensemble"], section["torch_compiled"]])
@@ -263,10 +265,10 @@ def print_cpu(report: dict) -> None:
 
 
 def _never_slower(name: str, rows: list[dict]) -> None:
-    """Whether adding members ever slowed a seed down by more than the measured noise (`annotate`)."""
-    falls = [f"{r['members']} members{' on 1 device' if r.get('devices_offered') == 1 else ''} "
-             f"({r['x_fewer']:.2f}x, noise {100 * r['noise']:.0f}%)" for r in rows if r.get("falls")]
-    print(f"{name}: members never slower beyond the rounds' noise: "
+    """Whether adding members slowed a seed down in every round (`annotate`)."""
+    falls = [f"{r['members']} members{' on 1 device' if r.get('devices_offered') == 1 else ''} ("
+             + " / ".join(f"{x:.2f}" for x in r["x_fewer_rounds"]) + "x)" for r in rows if r.get("falls")]
+    print(f"{name}: members never slower (slower in every round than the best at fewer members): "
           + ("yes" if not falls else "NO, falls at " + ", ".join(falls)))
 
 

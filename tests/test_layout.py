@@ -35,14 +35,18 @@ def test_candidates_are_the_power_of_two_divisors_and_the_whole():
 def test_the_fastest_block_is_chosen_then_read_from_the_cache(probing):
     rates = {1: 100.0, 2: 180.0, 4: 176.0, 8: 120.0}
     chosen = layout.probe(8, rates.__getitem__, "key")
-    assert chosen == layout.Layout(4, "probe", rates)  # 4 is within 3% of 2's rate: the larger block
-    assert json.loads(probing.read_text())["key"]["block"] == 4
+    assert chosen == layout.Layout(2, "probe", rates)  # the fastest, though 4 is within 3% of it
+    assert json.loads(probing.read_text())["key"]["block"] == 2
 
     def never(block):
         raise AssertionError("measured again")
 
-    assert layout.probe(8, never, "key") == layout.Layout(4, "cache", rates)
-    assert layout.probe(2, lambda b: {1: 5.0, 2: 1.0}[b], "key").block == 1  # 4 does not divide 2: measured
+    assert layout.probe(8, never, "key") == layout.Layout(2, "cache", rates)
+    entries = json.loads(probing.read_text())
+    entries["key"]["block"] = 4  # an entry written by the old rule (the larger block within 3%)
+    probing.write_text(json.dumps(entries))
+    assert layout.probe(8, never, "key") == layout.Layout(2, "cache", rates)  # the choice follows the rates
+    assert layout.probe(3, lambda b: {1: 5.0, 3: 1.0}[b], "key").block == 1  # 2 does not divide 3: measured
     probing.write_text("{not json")
     assert layout.probe(8, {1: 1.0, 2: 3.0, 4: 2.0, 8: 1.0}.__getitem__, "key").block == 2  # unreadable: measured
 

@@ -58,8 +58,8 @@ def cache_key(**parts) -> str:
 
 def cached(key: str) -> Layout | None:
     try:
-        entry = json.loads(cache_path().read_text())[key]
-        return Layout(int(entry["block"]), "cache", {int(b): float(r) for b, r in entry["rates"].items()})
+        rates = {int(b): float(r) for b, r in json.loads(cache_path().read_text())[key]["rates"].items()}
+        return Layout(fastest(rates), "cache", rates)  # the choice from the rates: entries of an older rule too
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no cache, another machine's, or unreadable: measure again
 
@@ -80,11 +80,16 @@ def remember(key: str, layout: Layout) -> None:
         pass  # a read-only home: the next run measures again
 
 
+def fastest(rates: dict[int, float]) -> int:
+    """The block measured fastest. Not the larger of near ties: R2's 16 members, blocks of 4 within 3% of 2 in
+    the probe, ran 9% to 21% slower than blocks of 2 in each of 4 alternating rounds (2026-12-06)."""
+    return max(rates, key=lambda b: (rates[b], b))
+
+
 def probe(local: int, measure: Callable[[int], float], key: str) -> Layout:
     """The fastest of `candidates(local)` by `measure(block) -> seed-steps/s`, each candidate's best of
     PROBE_ROUNDS rounds over all of them, from the cache when this model, member count and machine were
-    measured before. Within 3% of the fastest, the larger block wins (fewer programs in a row, the same
-    speed within timing noise)."""
+    measured before."""
     found = cached(key)
     if found is not None and local % found.block == 0:
         return found
@@ -92,7 +97,6 @@ def probe(local: int, measure: Callable[[int], float], key: str) -> Layout:
     for _ in range(PROBE_ROUNDS):
         for b in candidates(local):
             rates[b] = max(rates.get(b, 0.0), measure(b))
-    best = max(rates.values())
-    layout = Layout(max(b for b, r in rates.items() if r >= 0.97 * best), "probe", rates)
+    layout = Layout(fastest(rates), "probe", rates)
     remember(key, layout)
     return layout
