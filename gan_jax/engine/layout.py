@@ -82,7 +82,7 @@ def remember(key: str, layout: Layout) -> None:
 
 def fastest(rates: dict[int, float]) -> int:
     """The block measured fastest. Not the larger of near ties: R2's 16 members, blocks of 4 within 3% of 2 in
-    the probe, ran 9% to 21% slower than blocks of 2 in each of 4 alternating rounds (2026-12-06)."""
+    the probe, ran 10% to 21% slower than blocks of 2 in each of 4 alternating rounds (2026-12-06)."""
     return max(rates, key=lambda b: (rates[b], b))
 
 
