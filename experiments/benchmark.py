@@ -24,7 +24,7 @@ them alike; each keeps its fastest round, and its "noise" is its rounds' spread 
 Each fused row's "x fewer" is its rate over the best rate at fewer members of the same model (R1's rows on
 one device apart): 1 or more where adding members never slows a seed down; it "falls" when its ratios to
 that row taken within each round (where both ran under the same spell) are below 1 beyond their spread (a
-one-sided t-test at 1%). All in one process but the last, so ratios compare runs measured side by side.
+one-sided t-test at 5%). All in one process but the last, so ratios compare runs measured side by side.
 
 GPU suite: R1 at 1,024 / 8,192 / 65,536 members, R2 at 64 / 512 / 4,096, r2_wide_r1 at 64 / 512, DCGAN at
 64 / 256: seed-steps/s,
@@ -58,7 +58,7 @@ R1_CLI_TARGET = 40  # the CLI's R1 run (256 members x 2,000 steps) over PyTorch 
 QUICK = dict(members=[1, 4], r2_members=[1, 4], r2_wide_members=[1, 2], dcgan_members=[1, 2], steps=20, r2_steps=5,
              r2_wide_steps=2, dcgan_steps=1,
              torch_steps=20, emulated_members=16, cli_members=16, cli_steps=200, min_seconds=0.2, rounds=2)
-FALL_LEVEL = 0.01  # a fused row "falls" when its per-round ratios to fewer members are below 1 at this level
+FALL_LEVEL = 0.05  # a fused row "falls" when its per-round ratios to fewer members are below 1 at this level
 COMPILE_MAX_MEMBERS = 16  # the CPU suite's torch.compile ensemble: at the largest member count up to this
 GPU_SUITE = {"R1": [1024, 8192, 65536], "R2": [64, 512, 4096], "r2_wide_r1": [64, 512], "DCGAN": [64, 256]}
 GPU_STEPS = {"R1": 1000, "R2": 200, "r2_wide_r1": 100, "DCGAN": 50}  # per compiled chunk, repeated for min_seconds
@@ -176,9 +176,11 @@ def annotate(section: dict, eager: dict, peak: dict, flops: float | None) -> Non
     """The section's XLA FLOPs per seed-step, and each fused row's ratios: x_fewer (over the best rate at fewer
     members in its series; R1's rows on one device are a series of their own, from its one-member row),
     x_fewer_rounds (the same ratio round by round: the two rows timed within a round, under the same spell of
-    the machine) and `falls` (`falls`: those ratios below 1 beyond their own spread), x_torch (over PyTorch eager's one seed), x_torch_ensemble and x_torch_compiled (over the
-    torch.func ensemble of the same member count, eager and compiled); its achieved GFLOP/s (seed-steps/s x
-    XLA's FLOPs per seed-step) and pct_peak (% of the measured matmul peak)."""
+    the machine) and `falls` (`falls`: those ratios below 1 beyond their own spread); x_torch and
+    x_torch_rounds (over PyTorch eager's one seed, best round over best round, and round by round);
+    x_torch_ensemble and x_torch_compiled (over the torch.func ensemble of the same member count, eager and
+    compiled); its achieved GFLOP/s (seed-steps/s x XLA's FLOPs per seed-step) and pct_peak (% of the
+    measured matmul peak)."""
     section["flops_per_seed_step"] = flops
     for row in section["fused"]:
         r = row["seed_steps_per_s"]
@@ -192,6 +194,7 @@ def annotate(section: dict, eager: dict, peak: dict, flops: float | None) -> Non
             row["falls"] = falls(row["x_fewer_rounds"])
         if "skipped" not in eager:
             row["x_torch"] = r / eager["steps_per_s"]
+            row["x_torch_rounds"] = [a / b for a, b in zip(row["rounds"], eager["rounds"])]
         over_ensembles(row, [*section["torch_ensemble"], section["torch_compiled"]])
         if flops:
             row["gflops_per_s"] = r * flops / 1e9
@@ -200,10 +203,11 @@ def annotate(section: dict, eager: dict, peak: dict, flops: float | None) -> Non
 
 def falls(ratios: list[float], level: float = FALL_LEVEL) -> bool | None:
     """Whether per-round rate ratios (more members over fewer) say the rate fell: a one-sided t-test of their
-    logarithms' mean below 0 at `level` (1%: with about 14 rows a run, a false fall in one run of 7 where
-    nothing fell). None with one round: no spread to judge by. A rule of "below 1 in every round" had flagged
-    r2_wide_r1's 16 members at 0.90 / 0.99 / 0.97, which then ran 1.01x to 1.36x the 4 members' rate when
-    alternated again."""
+    logarithms' mean below 0 at `level`. 5%, not 1%: a claim of "never slower" should not rest on a test too weak
+    to see a fall (R2's 64 members at 0.85 / 0.91 / 0.80 of 16's passed at 1% over 3 rounds); the price is a
+    false fall in about one row of 20 where nothing fell. None with one round: no spread to judge by. A rule of
+    "below 1 in every round" had flagged r2_wide_r1's 16 members at 0.90 / 0.99 / 0.97, which then ran 1.01x to
+    1.36x the 4 members' rate when alternated again."""
     if len(ratios) < 2:
         return None
     logs = np.log(ratios)
@@ -285,7 +289,7 @@ def _never_slower(name: str, rows: list[dict]) -> None:
     """Whether adding members slowed a seed down beyond the rounds' spread (`annotate`, `falls`)."""
     falls = [f"{r['members']} members{' on 1 device' if r.get('devices_offered') == 1 else ''} ("
              + " / ".join(f"{x:.2f}" for x in r["x_fewer_rounds"]) + "x)" for r in rows if r.get("falls")]
-    print(f"{name}: members never slower (t-test of the rounds' ratios to the best at fewer members, 1%): "
+    print(f"{name}: members never slower (t-test of the rounds' ratios to the best at fewer members, 5%): "
           + ("yes" if not falls else "NO, falls at " + ", ".join(falls)))
 
 
@@ -416,7 +420,7 @@ def parse(argv):
              "all elsewhere)")
     add("--min-seconds", type=float, default=1.0,
         help="each timing repeats its program until this long (in the CPU suite: in each of --rounds rounds)")
-    add("--rounds", type=positive_int, default=3,
+    add("--rounds", type=positive_int, default=5,
         help="CPU suite: a model's measurements are timed in turn this many times; each keeps its fastest")
     add("--out", type=pathlib.Path, default=None, help="JSON file (default: runs/benchmark_<suite>.json)")
     add("--worker", action="store_true", help=argparse.SUPPRESS)  # emulated(): one R1 row as JSON

@@ -206,15 +206,16 @@ def test_a_row_falls_only_when_its_ratios_to_the_best_at_fewer_members_are_below
             dict(members=2, devices=2, seed_steps_per_s=100.0, rounds=[100.0, 90.0]),
             dict(members=4, devices=2, seed_steps_per_s=max(rounds), rounds=rounds)]
     section = {"fused": rows, "torch_ensemble": [], "torch_compiled": {"skipped": "-", "members": 4}}
-    benchmark.annotate(section, {"steps_per_s": 50.0}, {"gflops": 100.0}, 2e9)
+    benchmark.annotate(section, {"steps_per_s": 50.0, "rounds": [50.0, 45.0]}, {"gflops": 100.0}, 2e9)
     assert "x_fewer" not in rows[0] and rows[1]["x_fewer"] == 1.25 and rows[1]["falls"] is False
     assert rows[2]["x_fewer"] == max(rounds) / 100 and rows[2]["falls"] is falls
     assert rows[2]["x_fewer_rounds"] == [rounds[0] / 100, rounds[1] / 90]
-    assert rows[2]["x_torch"] == max(rounds) / 50 and rows[2]["gflops_per_s"] == max(rounds) * 2
+    assert rows[2]["x_torch"] == max(rounds) / 50 and rows[2]["x_torch_rounds"] == [rounds[0] / 50, rounds[1] / 45]
+    assert rows[2]["gflops_per_s"] == max(rounds) * 2
     assert rows[2]["pct_peak"] == pytest.approx(max(rounds) * 2) and section["flops_per_seed_step"] == 2e9
 
 
-def test_falls_is_scipys_one_sided_t_test_of_the_log_ratios_at_1_percent():
+def test_falls_is_scipys_one_sided_t_test_of_the_log_ratios_at_5_percent():
     """benchmark.falls against scipy.stats.ttest_1samp (alternative "less") on random ratios around 1, as
     measured rounds give: the same verdict on every draw; one round cannot be judged."""
     import scipy.stats
@@ -225,7 +226,7 @@ def test_falls_is_scipys_one_sided_t_test_of_the_log_ratios_at_1_percent():
     verdicts = []
     for _ in range(200):
         ratios = list(np.exp(rng.normal(rng.choice([-0.1, 0.0]), rng.choice([0.01, 0.05]), size=rng.integers(2, 6))))
-        expected = scipy.stats.ttest_1samp(np.log(ratios), 0.0, alternative="less").pvalue < 0.01
+        expected = scipy.stats.ttest_1samp(np.log(ratios), 0.0, alternative="less").pvalue < 0.05
         assert benchmark.falls(ratios) is bool(expected), ratios
         verdicts.append(expected)
     assert 10 < sum(verdicts) < 190  # both verdicts were tested

@@ -134,7 +134,7 @@ class Sweep:
             trial = Sweep(self.gan, n, self.mesh_devices, member_block=block)
             self._trials[block] = trial, stack_hparams([HParams()] * n)
         trial, hp = self._trials[block]
-        state = trial.init(member_keys(range(n)))
+        state = jax.block_until_ready(trial.init(member_keys(range(n))))  # not inside the first timed call
         if first:
             state = jax.block_until_ready(trial.run(state, hp, steps)[0])  # compile, warm up
         seconds = []
