@@ -419,9 +419,12 @@ def parse(argv):
         help="members vmapped together per device (default: on a CPU the fastest block, measured and cached; "
              "all elsewhere)")
     add("--min-seconds", type=float, default=1.0,
-        help="each timing repeats its program until this long (in the CPU suite: in each of --rounds rounds)")
+        help="each timing repeats its program until at least this long, one call at least (in the CPU suite: in "
+             "each of --rounds rounds)")
     add("--rounds", type=positive_int, default=5,
-        help="CPU suite: a model's measurements are timed in turn this many times; each keeps its fastest")
+        help="CPU suite: a model's measurements are timed in turn this many times; each keeps its fastest round, "
+             "the rounds' spread is its noise, and a fused row's ratios to fewer members round by round decide "
+             "whether it falls (a t-test: 2 rounds or more). The CLI run and the emulated devices run once")
     add("--out", type=pathlib.Path, default=None, help="JSON file (default: runs/benchmark_<suite>.json)")
     add("--worker", action="store_true", help=argparse.SUPPRESS)  # emulated(): one R1 row as JSON
     if parser.parse_known_args(argv)[0].quick:
