@@ -211,8 +211,10 @@ def falls(ratios: list[float], level: float = FALL_LEVEL) -> bool | None:
     if len(ratios) < 2:
         return None
     logs = np.log(ratios)
-    spread = logs.std(ddof=1) / np.sqrt(len(logs))
-    return bool(logs.mean() < 0 and (spread == 0 or -logs.mean() / spread > scipy.stats.t.ppf(1 - level, len(logs) - 1)))
+    mean, stderr = logs.mean(), logs.std(ddof=1) / np.sqrt(len(logs))
+    if mean >= 0:
+        return False
+    return bool(stderr == 0 or -mean / stderr > scipy.stats.t.ppf(1 - level, len(logs) - 1))
 
 
 def over_ensembles(row: dict, ensembles: list[dict]) -> None:
@@ -312,8 +314,9 @@ def _peers(section: dict) -> None:
     print(f"  XLA: {flops / 1e9:.4g} GFLOP per seed-step" if flops else "  XLA: no FLOP count")
 
 
-_HEADS = {"noise": "noise", "x_fewer": "x fewer", "x_naive": "x naive", "x_torch": "x torch", "x_torch_ensemble": "x ensemble",
-          "x_torch_compiled": "x compiled", "gflops_per_s": "GFLOP/s", "pct_peak": "% peak"}
+_HEADS = {"noise": "noise", "x_fewer": "x fewer", "x_naive": "x naive", "x_torch": "x torch",
+          "x_torch_ensemble": "x ensemble", "x_torch_compiled": "x compiled", "gflops_per_s": "GFLOP/s",
+          "pct_peak": "% peak"}
 
 
 def _table(rows: list[dict], ratios: list[str]) -> None:

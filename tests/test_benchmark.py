@@ -123,7 +123,7 @@ def test_torch_func_ensemble_steps_each_member_as_its_own_eager_model(preset, of
     assert not torch.allclose(g_params["0.weight"][0], g_params["0.weight"][1])  # two members, not one twice
 
 
-@pytest.mark.slow  # about 2 minutes (126 s on 2026-12-06, 2 rounds): the CPU suite's every section at small sizes, subprocesses included
+@pytest.mark.slow  # about 2 minutes (126 s on 2026-12-06): the CPU suite's every section at small sizes, subprocesses
 def test_quick_cpu_benchmark_reports_rates_state_bytes_and_the_cli_rate(tmp_path):
     out = tmp_path / "bench.json"
     proc = run_main("experiments.benchmark", "--quick", "--members", "2", "--r2-members", "2", "--dcgan-members", "2",
