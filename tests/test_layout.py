@@ -42,29 +42,34 @@ def test_the_fastest_block_is_chosen_then_read_from_the_cache(probing):
         raise AssertionError("measured again")
 
     assert layout.probe(8, never, "key") == layout.Layout(2, "cache", rates)
-    entries = json.loads(probing.read_text())
-    entries["key"]["block"] = 4  # an entry written by the old rule (the larger block within 3%)
-    probing.write_text(json.dumps(entries))
-    assert layout.probe(8, never, "key") == layout.Layout(2, "cache", rates)  # the choice follows the rates
     assert layout.probe(3, lambda b: {1: 5.0, 3: 1.0}[b], "key").block == 1  # 2 does not divide 3: measured
+    entries = json.loads(probing.read_text())
+    entries["key"]["block"] = 16  # not among its own rates: a corrupt entry
+    probing.write_text(json.dumps(entries))
+    assert layout.probe(8, {1: 1.0, 2: 3.0, 4: 2.0, 8: 1.0}.__getitem__, "key").block == 2  # measured again
     probing.write_text("{not json")
     assert layout.probe(8, {1: 1.0, 2: 3.0, 4: 2.0, 8: 1.0}.__getitem__, "key").block == 2  # unreadable: measured
 
 
-def test_each_candidate_is_timed_in_every_round_and_keeps_its_best(probing):
-    """A slow spell of the machine during one candidate's timing (block 4 in round 1) does not cost it the
-    choice: the rounds go over all candidates in turn, and each keeps its best rate."""
+def test_candidates_are_timed_in_rounds_then_the_faster_half_ranked_by_median(probing):
+    """Each candidate once per round, the order reversed each round; after PROBE_CUT_AFTER rounds the faster half
+    by median go on. One timing in a quick spell (block 1's 400 in round 1) or a slow one (block 4's 50 in round
+    2, block 2's 60 in round 5) moves no median: 2 is chosen over 1, which the best timing would have chosen."""
+    steady = {1: 100.0, 2: 150.0, 4: 140.0, 8: 120.0}
+    spells = {(1, 1): 400.0, (2, 4): 50.0, (5, 2): 60.0}  # (round, block) -> the rate a spell gave
     calls = []
-    spells = {(1, 4): 50.0}  # (round, block) -> the rate a slow spell gave
 
     def measure(block):
         calls.append(block)
-        rnd = (len(calls) - 1) // 4 + 1
-        return spells.get((rnd, block), {1: 100.0, 2: 150.0, 4: 200.0, 8: 120.0}[block])
+        rnd = 1 + sum(1 for c in calls[:-1] if c == block)
+        return spells.get((rnd, block), steady[block])
 
     chosen = layout.probe(8, measure, "key")
-    assert calls == [1, 2, 4, 8] * layout.PROBE_ROUNDS
-    assert chosen.block == 4 and chosen.rates == {1: 100.0, 2: 150.0, 4: 200.0, 8: 120.0}
+    assert layout.PROBE_ROUNDS == 6 and layout.PROBE_CUT_AFTER == 3
+    assert calls == [1, 2, 4, 8, 8, 4, 2, 1, 1, 2, 4, 8, 4, 2, 2, 4, 4, 2]  # 2 and 4 go on: medians 150, 140
+    assert chosen.block == 2 and chosen.rates == steady  # medians: 1 and 8 timed 3 times, 2 and 4 six
+    best_timing = {b: max(spells.get((r, b), rate) for r in range(1, 7)) for b, rate in steady.items()}
+    assert max(best_timing, key=best_timing.get) == 1  # the old rule's choice
 
 
 def train(sweep, steps=10):  # one logged window: the probe times the same program for block 4
@@ -91,13 +96,18 @@ def test_every_candidate_block_trains_the_reference_numbers_and_the_probe_picks_
 
 def test_a_candidate_is_timed_on_all_the_sweeps_members_in_blocks_of_its_size():
     """The probe times what the run will run: all 8 members in blocks of 2, not one block of 2 per device
-    (whose call's fixed cost had weighed more on small blocks), kept for the next round."""
+    (whose call's fixed cost had weighed more on small blocks), kept for the next round; one state, from the
+    sweep's own init, goes on from call to call and from block to block (10 steps a call: the logged window)."""
     sweep = Sweep(GAN.from_config(Config(batch_size=64, log_every=10)), 8)
     assert sweep._measure(2) > 0
-    trial, _ = sweep._trials[2]
+    trial = sweep._trials[2]
     assert (trial.n_members, trial.block, trial.mesh.devices.size) == (8, 2, 2)
+    steps = int(sweep._trial_state[0].step[0])
+    assert steps >= 20 and steps % 10 == 0  # warm-up call, then timed calls
     sweep._measure(2)
-    assert sweep._trials[2][0] is trial  # compiled once per block, for both rounds
+    sweep._measure(4)
+    assert sweep._trials[2] is trial  # compiled once per block, for both rounds
+    assert int(sweep._trial_state[0].step[0]) >= steps + 10 + 2 * 10  # a timed call; block 4's warm-up and one
 
 
 def test_a_run_records_its_layout_and_a_resumed_run_keeps_it(probing, tmp_path):

@@ -2,8 +2,9 @@
 another. Which block trains fastest depends on the model, the members per device and the machine (2-core
 CPU, DCGAN, 4 members per device: blocks of 1 ran 44.4 seed-steps/s, blocks of 4 29.2; R1 at 128 members
 per device: blocks of 16 19.1K, of 128 16.3K), so on a CPU it is measured: short timed runs of each
-candidate block, in rounds, kept in a cache file per model, members per device and machine. A layout changes a
-member's numbers only by float32 rounding; a resumed run keeps the layout it was started with.
+candidate block, in rounds, ranked by their median, kept in a cache file per model, members per device and
+machine. A layout changes a member's numbers only by float32 rounding; a resumed run keeps the layout it was
+started with.
 """
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ import hashlib
 import json
 import os
 import pathlib
+import statistics
 from typing import Callable
 
 PROBE_ENV = "GAN_JAX_PROBE_LAYOUT"  # "0" (or false, no, off): never time a probe, use the rule (as the tests do)
 CPU_RULE_BLOCK = 16  # the rule where nothing is measured: blocks of up to 16 on a CPU
 MAX_CANDIDATE = 64  # larger blocks lost on every model measured on a CPU
-PROBE_ROUNDS = 2  # each candidate timed once per round, the rounds in turn: a slow spell of a shared machine
-# hits one candidate's timing in one round, not its best
+PROBE_ROUNDS = 6  # rounds of timing: each candidate once per round, the order reversed each round
+PROBE_CUT_AFTER = 3  # rounds; then only the faster half of the candidates (at least two) go on, ranked by the
+# median of their timings: a shared machine's slow or quick spell moves one timing, not a median (the best of
+# 2 rounds had put R2's 64 members in blocks of 1, one lucky timing ahead of 4; they then ran 0.8x-0.9x the
+# rate of blocks of 2, 2026-12-06)
 PROBE_STEPS = 20  # steps per timed run (fewer when a logged window is shorter): the run's step, in shorter windows
-PROBE_SECONDS = 0.5  # per timing of a candidate, all its runs counted (as a run is timed, not its fastest run)
+PROBE_SECONDS = 0.25  # per timing of a candidate, all its runs counted (as a run is timed, not its fastest run)
 PROBE_SEED_STEPS = 256  # at most this many seed-steps per timed call: fewer steps per call for many members (64
 # r2_wide_r1 members had taken 14 s a call at 20 steps)
 
@@ -29,7 +34,8 @@ PROBE_SEED_STEPS = 256  # at most this many seed-steps per timed call: fewer ste
 class Layout:
     block: int
     chosen_by: str  # "given", "recorded" (a resumed run's), "probe", "cache", "rule", "one member"
-    rates: dict = dataclasses.field(default_factory=dict)  # the probe's seed-steps/s per candidate block
+    rates: dict = dataclasses.field(default_factory=dict)  # the probe's seed-steps/s per candidate block: the
+    # median of its timings (fewer for a candidate dropped early)
 
     def to_json(self) -> dict:
         return {"member_block": self.block, "chosen_by": self.chosen_by,
@@ -58,10 +64,12 @@ def cache_key(**parts) -> str:
 
 def cached(key: str) -> Layout | None:
     try:
-        rates = {int(b): float(r) for b, r in json.loads(cache_path().read_text())[key]["rates"].items()}
-        return Layout(fastest(rates), "cache", rates)  # the choice from the rates: entries of an older rule too
+        entry = json.loads(cache_path().read_text())[key]
+        rates = {int(b): float(r) for b, r in entry["rates"].items()}
+        block = int(entry["block"])
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no cache, another machine's, or unreadable: measure again
+    return Layout(block, "cache", rates) if block in rates else None
 
 
 def remember(key: str, layout: Layout) -> None:
@@ -87,16 +95,20 @@ def fastest(rates: dict[int, float]) -> int:
 
 
 def probe(local: int, measure: Callable[[int], float], key: str) -> Layout:
-    """The fastest of `candidates(local)` by `measure(block) -> seed-steps/s`, each candidate's best of
-    PROBE_ROUNDS rounds over all of them, from the cache when this model, member count and machine were
-    measured before."""
+    """The fastest of `candidates(local)` by `measure(block) -> seed-steps/s`, each candidate's median timing over
+    the rounds it ran in (PROBE_ROUNDS, PROBE_CUT_AFTER), from the cache when this model, member count and machine were measured before."""
     found = cached(key)
     if found is not None and local % found.block == 0:
         return found
-    rates: dict[int, float] = {}
-    for _ in range(PROBE_ROUNDS):
-        for b in candidates(local):
-            rates[b] = max(rates.get(b, 0.0), measure(b))
-    layout = Layout(fastest(rates), "probe", rates)
+    alive = candidates(local)
+    timings: dict[int, list[float]] = {b: [] for b in alive}
+    for r in range(PROBE_ROUNDS):
+        for b in (alive if r % 2 == 0 else alive[::-1]):
+            timings[b].append(measure(b))
+        if r + 1 == PROBE_CUT_AFTER:
+            ranked = sorted(alive, key=lambda b: statistics.median(timings[b]), reverse=True)
+            alive = sorted(ranked[:max(2, len(alive) // 2)])
+    rates = {b: statistics.median(t) for b, t in timings.items()}
+    layout = Layout(fastest({b: rates[b] for b in alive}), "probe", rates)
     remember(key, layout)
     return layout

@@ -62,6 +62,7 @@ class Sweep:
     _evaluators: dict = dataclasses.field(init=False, repr=False, default_factory=dict)
     _copy: Callable | None = dataclasses.field(init=False, repr=False, default=None)
     _trials: dict = dataclasses.field(init=False, repr=False, default_factory=dict)  # the probe's programs, while it runs
+    _trial_state: tuple | None = dataclasses.field(init=False, repr=False, default=None)  # their (state, hparams)
 
     def __post_init__(self):
         if self.n_members < 1 or (self.member_block is not None and self.member_block < 1):
@@ -104,12 +105,13 @@ class Sweep:
         key = layouts.cache_key(config=self.gan.recorded_config(), pieces=self.gan.pieces(), local=self.local,
                                 devices=self.mesh.devices.size, kind=self.mesh_devices[0].device_kind,
                                 cpu=os.cpu_count(), jax=jax.__version__,
-                                probe=(layouts.PROBE_ROUNDS, layouts.PROBE_STEPS, layouts.PROBE_SECONDS,
-                                       layouts.PROBE_SEED_STEPS))
+                                probe=(layouts.PROBE_ROUNDS, layouts.PROBE_CUT_AFTER, layouts.PROBE_STEPS,
+                                       layouts.PROBE_SECONDS, layouts.PROBE_SEED_STEPS))
         try:
             chosen = layouts.probe(self.local, self._measure, key)
         finally:
-            self._trials.clear()  # the trial programs, no longer needed
+            self._trials.clear()  # the trial programs and their state, no longer needed
+            self._trial_state = None
         self.probe_s += time.perf_counter() - start
         return chosen
 
@@ -125,24 +127,27 @@ class Sweep:
         All the members, not one block of them: a call's fixed cost then weighs the same on every candidate
         (timing one block per device had R1's 64 members in blocks of 32 ahead of 16, which 3 s runs of all 64
         put behind, 9.9-11.2K against 11.9-12.4K seed-steps/s). The trial's program is compiled and warmed up
-        on the first call for a block and kept for the probe's later rounds; its state is made afresh per call,
-        so one candidate's state is in memory at a time."""
+        on the first call for a block and kept for the probe's later rounds. One state, made by this sweep's
+        own init (which the run then reuses), goes from trial to trial: a trial's init would compile once per
+        candidate (2 to 3 s each for 64 R2 members), and one state is in memory at a time."""
         n = self.n_members
         steps = min(self.gan.cfg.log_every, layouts.PROBE_STEPS, max(1, layouts.PROBE_SEED_STEPS // n))
-        first = block not in self._trials
-        if first:
-            trial = Sweep(self.gan, n, self.mesh_devices, member_block=block)
-            self._trials[block] = trial, stack_hparams([HParams()] * n)
-        trial, hp = self._trials[block]
-        state = jax.block_until_ready(trial.init(member_keys(range(n))))  # not inside the first timed call
-        if first:
-            state = jax.block_until_ready(trial.run(state, hp, steps)[0])  # compile, warm up
+        if self._trial_state is None:
+            state = jax.block_until_ready(self.init(member_keys(range(n))))
+            self._trial_state = state, stack_hparams([HParams()] * n)
+        if block not in self._trials:
+            self._trials[block] = Sweep(self.gan, n, self.mesh_devices, member_block=block)
+            self._trial_run(block, steps)  # compile, warm up
         seconds = []
         while sum(seconds) < layouts.PROBE_SECONDS:
             start = time.perf_counter()
-            state = jax.block_until_ready(trial.run(state, hp, steps)[0])
+            self._trial_run(block, steps)
             seconds.append(time.perf_counter() - start)
         return n * steps * len(seconds) / sum(seconds)
+
+    def _trial_run(self, block: int, steps: int) -> None:
+        state, hp = self._trial_state
+        self._trial_state = jax.block_until_ready(self._trials[block].run(state, hp, steps)[0]), hp
 
     # -- shapes and placement ---------------------------------------------------------------------------
     @functools.cached_property
