@@ -31,6 +31,7 @@ def test_load_gives_the_run_back_and_generate_equals_samples_npz(toy_run):
     assert run.step == 40 and run.seeds == [0, 1, 0, 1] and run.summary["steps"] == 40
     assert [float(m.hparams.lr_g) for m in run.members] == [1e-3, 1e-3, 3e-3, 3e-3]
     assert run.task is toy.TASK and len(run.logs()) == 4 * (4 + 3)  # 4 logged steps and 3 evaluations each
+    assert toy.scorer("quadratic") is toy.scorer("quadratic")  # made once per dataset in a process (the run's)
     stored = np.load(toy_run / "samples.npz")["samples"]
     for k in range(4):
         assert np.array_equal(run.encode(run.generate(k)), stored[k])
