@@ -96,6 +96,8 @@ def test_a_custom_run_records_its_own_pieces_and_refuses_a_resume_with_another(t
     gj.run(swiss_roll_gan(), members, tmp_path / "roll", resume, evaluate=gj.evaluator(z, spread))  # same: resumes
 
 
+@pytest.mark.slow  # a duplicate: the test above refuses a resume with another loss (one line), and the CLI's refusal
+# of a changed config is one line on stderr, exit 2 (test_resume's shape-changing resume)
 def test_a_script_refuses_a_resume_with_another_loss_in_one_line(tmp_path):
     common = ["--seeds", "1", "--steps", "20", "--snapshot-every", "10", "--checkpoint-every", "10", "--no-progress",
               "--no-figures", "--out", tmp_path / "run", "--batch-size", "32"]

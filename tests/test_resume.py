@@ -24,6 +24,8 @@ def toy(out, *flags):
     return proc
 
 
+@pytest.mark.slow  # a duplicate: test_schedule's resumed run extends a CLI run (20 -> 60 steps) to the uninterrupted
+# run's metrics, the SIGTERM test below resumes one to them too, and test_checkpoint keeps the last --keep
 def test_resume_extends_a_run_to_what_an_uninterrupted_run_writes(tmp_path):
     toy(tmp_path / "whole", "--steps", "60")
     toy(tmp_path / "part", "--steps", "40")
@@ -68,7 +70,8 @@ def test_resume_with_a_shape_changing_config_is_refused(tmp_path):
     proc = run_main("experiments.toy_quadratic", *FLAGS, "--steps", "40", "--g-hidden", "32,16", "--resume",
                     "--out", tmp_path / "run")
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and "generator.hidden" in lines[-1] and "use the same config" in lines[-1], proc.stderr
+    assert proc.returncode == 2 and len(lines) == 1 and "generator.hidden" in lines[0] and "use the same config" in lines[0], \
+        proc.stderr
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before  # nothing lost or rewritten
 
 
