@@ -22,12 +22,13 @@ MAX_CANDIDATE = 64  # larger blocks lost on every model measured on a CPU
 PROBE_ROUNDS = 6  # rounds of timing: each candidate once per round, the order reversed each round
 PROBE_CUT_AFTER = 3  # rounds; then only the faster half of the candidates (at least two) go on, ranked by the
 # median of their timings: a shared machine's slow or quick spell moves one timing, not a median (the best of
-# 2 rounds had put R2's 64 members in blocks of 1, one lucky timing ahead of 4; they then ran 0.8x-0.9x the
-# rate of blocks of 2, 2026-12-06)
+# 2 rounds had put R2's 64 members in blocks of 1, one lucky timing ahead of 4; they then ran 0.80x-0.92x the
+# 16 members' rate, where blocks of 2 ran 1.05x-1.13x, 2026-12-06)
 PROBE_STEPS = 20  # steps per timed run (fewer when a logged window is shorter): the run's step, in shorter windows
-PROBE_SECONDS = 0.25  # per timing of a candidate, all its runs counted (as a run is timed, not its fastest run)
-PROBE_SEED_STEPS = 256  # at most this many seed-steps per timed call: fewer steps per call for many members (64
-# r2_wide_r1 members had taken 14 s a call at 20 steps)
+PROBE_SECONDS = 0.25  # at least, per timing of a candidate (and one call), all its calls counted (as a run is
+# timed, not its fastest call)
+PROBE_SEED_STEPS = 256  # seed-steps per timed call at most, down to one step a call: fewer steps for many
+# members (64 r2_wide_r1 members had taken 14 s a call at 20 steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +96,9 @@ def fastest(rates: dict[int, float]) -> int:
 
 
 def probe(local: int, measure: Callable[[int], float], key: str) -> Layout:
-    """The fastest of `candidates(local)` by `measure(block) -> seed-steps/s`, each candidate's median timing over
-    the rounds it ran in (PROBE_ROUNDS, PROBE_CUT_AFTER), from the cache when this model, member count and machine were measured before."""
+    """The fastest of `candidates(local)` by `measure(block) -> seed-steps/s`, each candidate's median timing
+    over the rounds it ran in (PROBE_ROUNDS, PROBE_CUT_AFTER), from the cache when this model, member count
+    and machine were measured before."""
     found = cached(key)
     if found is not None and local % found.block == 0:
         return found

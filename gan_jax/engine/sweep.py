@@ -128,8 +128,9 @@ class Sweep:
         (timing one block per device had R1's 64 members in blocks of 32 ahead of 16, which 3 s runs of all 64
         put behind, 9.9-11.2K against 11.9-12.4K seed-steps/s). The trial's program is compiled and warmed up
         on the first call for a block and kept for the probe's later rounds. One state, made by this sweep's
-        own init (which the run then reuses), goes from trial to trial: a trial's init would compile once per
-        candidate (2 to 3 s each for 64 R2 members), and one state is in memory at a time."""
+        own compiled init (which the run then reuses; the state itself is dropped after the probe), goes from
+        trial to trial at the default hyperparameters: a trial's init would compile once per candidate (2 to 3 s
+        each for 64 R2 members), and one state is in memory at a time."""
         n = self.n_members
         steps = min(self.gan.cfg.log_every, layouts.PROBE_STEPS, max(1, layouts.PROBE_SEED_STEPS // n))
         if self._trial_state is None:
