@@ -42,8 +42,11 @@ def test_the_fastest_block_is_chosen_then_read_from_the_cache(probing):
         raise AssertionError("measured again")
 
     assert layout.probe(8, never, "key") == layout.Layout(2, "cache", rates)
-    assert layout.probe(3, lambda b: {1: 5.0, 3: 1.0}[b], "key").block == 1  # 2 does not divide 3: measured
     entries = json.loads(probing.read_text())
+    entries["key"]["block"] = 4  # the stored choice is the one used, not re-derived from the rates
+    probing.write_text(json.dumps(entries))
+    assert layout.probe(8, never, "key") == layout.Layout(4, "cache", rates)
+    assert layout.probe(3, lambda b: {1: 5.0, 3: 1.0}[b], "key").block == 1  # 4 does not divide 3: measured
     entries["key"]["block"] = 16  # not among its own rates: a corrupt entry
     probing.write_text(json.dumps(entries))
     assert layout.probe(8, {1: 1.0, 2: 3.0, 4: 2.0, 8: 1.0}.__getitem__, "key").block == 2  # measured again
@@ -52,24 +55,33 @@ def test_the_fastest_block_is_chosen_then_read_from_the_cache(probing):
 
 
 def test_candidates_are_timed_in_rounds_then_the_faster_half_ranked_by_median(probing):
-    """Each candidate once per round, the order reversed each round; after PROBE_CUT_AFTER rounds the faster half
-    by median go on. One timing in a quick spell (block 1's 400 in round 1) or a slow one (block 4's 50 in round
-    2, block 2's 60 in round 5) moves no median: 2 is chosen over 1, which the best timing would have chosen."""
+    """Each candidate once per round, in turn; after PROBE_CUT_AFTER rounds the faster half by median (rounded
+    up, at least two) go on. One timing in a quick spell (block 1's 400 in round 1) or a slow one (block 4's 50
+    in round 2, block 2's 60 in round 5) moves no median: 2 is chosen over 1, which the best timing would have
+    chosen."""
     steady = {1: 100.0, 2: 150.0, 4: 140.0, 8: 120.0}
     spells = {(1, 1): 400.0, (2, 4): 50.0, (5, 2): 60.0}  # (round, block) -> the rate a spell gave
     calls = []
 
     def measure(block):
         calls.append(block)
-        rnd = 1 + sum(1 for c in calls[:-1] if c == block)
+        rnd = sum(1 for c in calls if c == block)
         return spells.get((rnd, block), steady[block])
 
     chosen = layout.probe(8, measure, "key")
     assert layout.PROBE_ROUNDS == 6 and layout.PROBE_CUT_AFTER == 3
-    assert calls == [1, 2, 4, 8, 8, 4, 2, 1, 1, 2, 4, 8, 4, 2, 2, 4, 4, 2]  # 2 and 4 go on: medians 150, 140
+    assert calls == [1, 2, 4, 8] * 3 + [2, 4] * 3  # 2 and 4 go on: medians 150 and 140 against 120 and 100
     assert chosen.block == 2 and chosen.rates == steady  # medians: 1 and 8 timed 3 times, 2 and 4 six
     best_timing = {b: max(spells.get((r, b), rate) for r in range(1, 7)) for b, rate in steady.items()}
     assert max(best_timing, key=best_timing.get) == 1  # the old rule's choice
+
+
+@pytest.mark.parametrize("local, finalists", [(4, 2), (64, 4)])  # 3 candidates keep 2; 7 keep 4
+def test_the_cut_keeps_the_faster_half_rounded_up(probing, local, finalists):
+    calls = []
+    layout.probe(local, lambda b: calls.append(b) or float(b % 5), f"key{local}")
+    after_cut = calls[len(layout.candidates(local)) * layout.PROBE_CUT_AFTER:]
+    assert len(set(after_cut)) == finalists and len(after_cut) == finalists * 3
 
 
 def train(sweep, steps=10):  # one logged window: the probe times the same program for block 4

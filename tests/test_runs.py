@@ -31,7 +31,11 @@ def test_load_gives_the_run_back_and_generate_equals_samples_npz(toy_run):
     assert run.step == 40 and run.seeds == [0, 1, 0, 1] and run.summary["steps"] == 40
     assert [float(m.hparams.lr_g) for m in run.members] == [1e-3, 1e-3, 3e-3, 3e-3]
     assert run.task is toy.TASK and len(run.logs()) == 4 * (4 + 3)  # 4 logged steps and 3 evaluations each
-    assert toy.scorer("quadratic") is toy.scorer("quadratic")  # made once per dataset in a process (the run's)
+    made = toy._scorer.cache_info()
+    scorer = toy.scorer("quadratic")  # made once per dataset in a process: here, by the run
+    assert toy._scorer.cache_info().hits == made.hits + 1 and toy._scorer.cache_info().misses == made.misses
+    scorer.provenance["features"]["space"] = "changed"  # a caller's copy: the next one is untouched
+    assert toy.scorer("quadratic").provenance["features"]["space"] != "changed"
     stored = np.load(toy_run / "samples.npz")["samples"]
     for k in range(4):
         assert np.array_equal(run.encode(run.generate(k)), stored[k])

@@ -19,7 +19,7 @@ from typing import Callable
 PROBE_ENV = "GAN_JAX_PROBE_LAYOUT"  # "0" (or false, no, off): never time a probe, use the rule (as the tests do)
 CPU_RULE_BLOCK = 16  # the rule where nothing is measured: blocks of up to 16 on a CPU
 MAX_CANDIDATE = 64  # larger blocks lost on every model measured on a CPU
-PROBE_ROUNDS = 6  # rounds of timing: each candidate once per round, the order reversed each round
+PROBE_ROUNDS = 6  # rounds of timing: each candidate once per round, in turn (never twice in a row)
 PROBE_CUT_AFTER = 3  # rounds; then only the faster half of the candidates (at least two) go on, ranked by the
 # median of their timings: a shared machine's slow or quick spell moves one timing, not a median (the best of
 # 2 rounds had put R2's 64 members in blocks of 1, one lucky timing ahead of 4; they then ran 0.80x-0.92x the
@@ -105,11 +105,11 @@ def probe(local: int, measure: Callable[[int], float], key: str) -> Layout:
     alive = candidates(local)
     timings: dict[int, list[float]] = {b: [] for b in alive}
     for r in range(PROBE_ROUNDS):
-        for b in (alive if r % 2 == 0 else alive[::-1]):
+        for b in alive:
             timings[b].append(measure(b))
-        if r + 1 == PROBE_CUT_AFTER:
-            ranked = sorted(alive, key=lambda b: statistics.median(timings[b]), reverse=True)
-            alive = sorted(ranked[:max(2, len(alive) // 2)])
+        if r + 1 == PROBE_CUT_AFTER:  # the faster half, rounded up; of ties the larger block, as `fastest`
+            ranked = sorted(alive, key=lambda b: (statistics.median(timings[b]), b), reverse=True)
+            alive = sorted(ranked[:max(2, (len(alive) + 1) // 2)])
     rates = {b: statistics.median(t) for b, t in timings.items()}
     layout = Layout(fastest({b: rates[b] for b in alive}), "probe", rates)
     remember(key, layout)

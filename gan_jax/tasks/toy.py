@@ -7,6 +7,8 @@ so a member's numbers depend on its own seed and hyperparameters only.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import pathlib
 from typing import Sequence
@@ -42,11 +44,17 @@ def evaluator(gan: GAN) -> tuple[experiment.Evaluate, dict[str, float]]:
     return evaluation.evaluate, evaluation.ceiling
 
 
-@functools.lru_cache(maxsize=None)
 def scorer(dataset_name: str) -> base.Scorer:
     """The toy metrics of samples in the data's own units against a real draw from the evaluation stream;
     a second draw's metrics are the ceiling. Made once per dataset in a process, which the runs of a sweep's
-    groups, a search's rungs or a test session then share (it took 4.4 s of a 2-member, 40-step toy run)."""
+    groups, a search's rungs or a test session then share (it took 4.4 s of a 2-member, 40-step toy run);
+    each caller gets its own copies of the ceiling and provenance."""
+    made = _scorer(dataset_name)
+    return dataclasses.replace(made, ceiling=dict(made.ceiling), provenance=copy.deepcopy(made.provenance))
+
+
+@functools.lru_cache(maxsize=None)
+def _scorer(dataset_name: str) -> base.Scorer:
     dataset = data.get_dataset(dataset_name)
     key = stream_key("evaluation")
     metric_fn = toy_eval.evaluation_fn(dataset, dataset.sample(jax.random.fold_in(key, 0), EVAL_SAMPLES))
