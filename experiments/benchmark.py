@@ -211,10 +211,9 @@ def falls(ratios: list[float], level: float = FALL_LEVEL) -> bool | None:
     if len(ratios) < 2:
         return None
     logs = np.log(ratios)
-    mean, stderr = logs.mean(), logs.std(ddof=1) / np.sqrt(len(logs))
-    if mean >= 0:
-        return False
-    return bool(stderr == 0 or -mean / stderr > scipy.stats.t.ppf(1 - level, len(logs) - 1))
+    if np.ptp(logs) == 0:  # no spread, where scipy's t is undefined: equal ratios fell if below 1
+        return bool(logs[0] < 0)
+    return bool(scipy.stats.ttest_1samp(logs, 0.0, alternative="less").pvalue < level)
 
 
 def over_ensembles(row: dict, ensembles: list[dict]) -> None:

@@ -70,8 +70,8 @@ def test_resume_with_a_shape_changing_config_is_refused(tmp_path):
     proc = run_main("experiments.toy_quadratic", *FLAGS, "--steps", "40", "--g-hidden", "32,16", "--resume",
                     "--out", tmp_path / "run")
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and "generator.hidden" in lines[0] and "use the same config" in lines[0], \
-        proc.stderr
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "generator.hidden" in lines[0] and "use the same config" in lines[0], proc.stderr
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before  # nothing lost or rewritten
 
 
