@@ -89,10 +89,15 @@ def remember(key: str, layout: Layout) -> None:
         pass  # a read-only home: the next run measures again
 
 
+def ranked(rates: dict[int, float]) -> list[int]:
+    """Blocks fastest first; of equal rates, the larger first."""
+    return sorted(rates, key=lambda b: (rates[b], b), reverse=True)
+
+
 def fastest(rates: dict[int, float]) -> int:
     """The block measured fastest. Not the larger of near ties: R2's 16 members, blocks of 4 within 3% of 2 in
     the probe, ran 10% to 21% slower than blocks of 2 in each of 4 alternating rounds (2026-12-06)."""
-    return max(rates, key=lambda b: (rates[b], b))
+    return ranked(rates)[0]
 
 
 def probe(local: int, measure: Callable[[int], float], key: str) -> Layout:
@@ -107,9 +112,9 @@ def probe(local: int, measure: Callable[[int], float], key: str) -> Layout:
     for r in range(PROBE_ROUNDS):
         for b in alive:
             timings[b].append(measure(b))
-        if r + 1 == PROBE_CUT_AFTER:  # the faster half, rounded up; of ties the larger block, as `fastest`
-            ranked = sorted(alive, key=lambda b: (statistics.median(timings[b]), b), reverse=True)
-            alive = sorted(ranked[:max(2, (len(alive) + 1) // 2)])
+        if r + 1 == PROBE_CUT_AFTER:  # the faster half, rounded up
+            medians = {b: statistics.median(timings[b]) for b in alive}
+            alive = sorted(ranked(medians)[:max(2, (len(alive) + 1) // 2)])
     rates = {b: statistics.median(t) for b, t in timings.items()}
     layout = Layout(fastest({b: rates[b] for b in alive}), "probe", rates)
     remember(key, layout)
