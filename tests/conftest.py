@@ -68,8 +68,10 @@ def run_main(module: str, *args) -> Ran:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             importlib.import_module(module).main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
+        except SystemExit as e:  # as the interpreter ends: None is 0, an int its status, anything else printed, 1
+            code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+            if not isinstance(e.code, (int, type(None))):
+                print(e.code, file=sys.stderr)
     return Ran(code, out.getvalue(), err.getvalue())
 
 

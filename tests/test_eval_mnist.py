@@ -1,8 +1,6 @@
 """MNIST evaluation: the shipped classifier, its metrics on synthetic inputs and on the real held-out images,
 and the training script's command line."""
 import hashlib
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from conftest import REPO
+from conftest import REPO, run_main
 from gan_jax.data import mnist as mnist_data
 from gan_jax.metrics import mnist as ev
 
@@ -229,9 +227,8 @@ def test_real_reference_is_the_ceiling(params, heldout):
 
 # --- the training script's command line ----------------------------------------------------------------------
 
-def run_script(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "experiments.train_classifier", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+def run_script(*args):
+    return run_main("experiments.train_classifier", *args)
 
 
 def test_cli_help():
@@ -257,7 +254,7 @@ def test_cli_bad_argument_exits_2_with_one_line(tmp_path, flags, message):
 @pytest.mark.slow
 def test_training_reaches_the_required_accuracy(tmp_path):
     """The default run (about 75 s on 2 CPU cores) reproduces a classifier of the shipped quality."""
-    out = run_script("--data-dir", str(SHARED_MNIST), "--out", str(tmp_path / "w.msgpack"), timeout=600)
+    out = run_script("--data-dir", str(SHARED_MNIST), "--out", str(tmp_path / "w.msgpack"))
     assert out.returncode == 0, out.stderr
     accuracy = float(out.stdout.split("held-out accuracy: ")[1].split("%")[0]) / 100
     digest = out.stdout.split("sha256: ")[1].split()[0]
