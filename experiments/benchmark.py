@@ -12,7 +12,8 @@ members trained by the experiment runner as the CLI does (`tasks.toy.train_and_e
 snapshots, metric files), its training-only rate beside the benchmark's; R2 (the MNIST MLP on synthetic
 uint8 images) fused against naive JAX and PyTorch eager; r2_wide_r1 (the wider MNIST MLP with an R1
 penalty: a double backward pass) and the dcgan preset (synthetic images) fused at --r2-wide-members and
---dcgan-members against PyTorch eager; R1 on 8 emulated CPU devices against 1 (subprocesses). Beside each
+--dcgan-members against PyTorch eager, the DCGAN also with XLA's own convolutions (`--convolutions xla`) at
+its first member count, beside the default's window matmuls; R1 on 8 emulated CPU devices against 1 (subprocesses). Beside each
 model's fused rows, its PyTorch peers: the same members as one `torch.func` ensemble (stacked parameters,
 vmapped gradients, one optimizer over the stacked tensors) at each member count, and that ensemble's
 gradients under `torch.compile` at one member count (the largest up to 16; {"skipped": why} where it does
@@ -27,7 +28,7 @@ that row taken within each round (where both ran under the same spell) are below
 one-sided t-test at 5%). All in one process but the last, so ratios compare runs measured side by side.
 
 GPU suite: R1 at 1,024 / 8,192 / 65,536 members, R2 at 64 / 512 / 4,096, r2_wide_r1 at 64 / 512, DCGAN at
-64 / 256: seed-steps/s,
+64 / 256 (with its window matmuls, the default, and with XLA's own convolutions, `--convolutions xla`): seed-steps/s,
 compile time, peak device memory, state bytes per member, and each model's largest member count that fits
 (from XLA's memory analysis); fp32 against bf16 matmuls; naive JAX (the MLPs), PyTorch eager (on the GPU) and
 the torch.func ensemble (eager and compiled) at one member count per model for the ratios; and the goals
@@ -146,12 +147,18 @@ def run_r2(args, peak: dict) -> dict:
 
 def run_model(name: str, counts: list[int], steps: int, args, peak: dict) -> dict:
     """`speed.model(name)` on synthetic images: fused at `counts` members (`steps` per chunk, and per timing
-    of its PyTorch loops), PyTorch eager (one seed) and the peers."""
+    of its PyTorch loops), PyTorch eager (one seed) and the peers; a DCGAN also with XLA's own convolutions
+    (`convolutions="xla"`) at the first count, beside the default's window matmuls."""
     gan, hp = speed.model(name)
+    xla = {"xla_convolutions": speed.prepare_fused(speed.model(name, convolutions="xla")[0], hp, counts[0], steps,
+                                                   None, args.member_block)} if gan.cfg.architecture == "dcgan" else {}
     out = measure(args, torch=speed.prepare_torch(gan.cfg, hp, steps),
                   fused=[speed.prepare_fused(gan, hp, members, steps, None, args.member_block) for members in counts],
-                  **peers(gan, hp, counts, steps))
+                  **xla, **peers(gan, hp, counts, steps))
     annotate(out, out["torch"], peak, speed.flops_per_step(gan, hp))
+    if xla:
+        row = out["xla_convolutions"]
+        row["x_windows"] = row["seed_steps_per_s"] / out["fused"][0]["seed_steps_per_s"]
     return out
 
 
@@ -281,6 +288,10 @@ def print_cpu(report: dict) -> None:
         _peers(section)
         _table(section["fused"], PEER_COLUMNS)
         _never_slower(name, section["fused"])
+        if "xla_convolutions" in section:
+            x = section["xla_convolutions"]
+            print(f"{name} with XLA's own convolutions (--convolutions xla), {x['members']} member(s): "
+                  f"{x['seed_steps_per_s']:,.3g} seed-steps/s, {x['x_windows']:.2f}x the window matmuls' (the default)")
     if report.get("emulated_devices"):
         e = report["emulated_devices"]
         print(f"R1 {e['members']} members on 8 emulated CPU devices vs 1: {e['ratio_8_over_1']:.2f}x")
@@ -321,11 +332,12 @@ _HEADS = {"noise": "noise", "x_fewer": "x fewer", "x_naive": "x naive", "x_torch
 def _table(rows: list[dict], ratios: list[str]) -> None:
     """One line per fused row: its layout, compile time and rate, then the `ratios` columns ("-": not
     measured), state bytes per member and peak device memory."""
-    print(f"{'model':>10} {'prec':>5} {'members':>8} {'devices':>7} {'block':>5} {'compile s':>9} {'seed-steps/s':>14}"
+    print(f"{'model':>10} {'conv':>7} {'prec':>5} {'members':>8} {'devices':>7} {'block':>5} {'compile s':>9} {'seed-steps/s':>14}"
           + "".join(f"{_HEADS.get(r, r):>11}" for r in ratios) + f" {'state B/member':>14} {'peak MB':>8}")
     for r in rows:
         peak = f"{r['peak_bytes'] / 2**20:,.0f}" if r.get("peak_bytes") else "-"
-        print(f"{r.get('model', ''):>10} {r.get('precision', 'fp32'):>5} {r['members']:>8,} {r['devices']:>7} "
+        print(f"{r.get('model', ''):>10} {r.get('convolutions', '-'):>7} {r.get('precision', 'fp32'):>5} "
+              f"{r['members']:>8,} {r['devices']:>7} "
               f"{r['member_block']:>5} {r['compile_s']:>9.1f} {r['seed_steps_per_s']:>14,.1f}"
               + "".join(f"{r[k]:>11.2f}" if r.get(k) is not None else f"{'-':>11}" for k in ratios)
               + f" {r['state_bytes_per_member']:>14,} {peak:>8}")
@@ -341,9 +353,14 @@ def gpu_suite(tiny: bool, min_seconds: float) -> dict:
     rows, fits, naive, torch, ensemble = [], {}, {}, {}, {}
     for name, counts in suite.items():
         gan, hp = speed.model(name)
-        for n in counts:
-            rows.append({"model": name, "precision": "fp32", **speed.fused(gan, hp, n, steps[name], min_seconds)})
-            print(f"{name} {n:,} members fp32: {rows[-1]['seed_steps_per_s']:,.0f} seed-steps/s", flush=True)
+        conv = {"convolutions": "windows"} if gan.cfg.architecture == "dcgan" else {}  # and "xla" beside it
+        for form, setting in [(gan, conv)] + ([(speed.model(name, convolutions="xla")[0], {"convolutions": "xla"})]
+                                              if conv else []):
+            for n in counts:
+                rows.append({"model": name, "precision": "fp32", **setting,
+                             **speed.fused(form, hp, n, steps[name], min_seconds)})
+                print(f"{name} {n:,} members fp32{''.join(f' ({v})' for v in setting.values())}: "
+                      f"{rows[-1]['seed_steps_per_s']:,.0f} seed-steps/s", flush=True)
         torch[name] = speed.torch_rate(gan.cfg, hp, steps[name], min_seconds)
         ensemble[name] = [speed.torch_ensemble_rate(gan.cfg, hp, at[name], steps[name], min_seconds, compile=c)
                           for c in ((False,) if tiny else (False, True))]
@@ -351,7 +368,7 @@ def gpu_suite(tiny: bool, min_seconds: float) -> dict:
             continue
         middle = counts[len(counts) // 2]
         bf16, _ = speed.model(name, "bf16")
-        rows.append({"model": name, "precision": "bf16", **speed.fused(bf16, hp, middle, steps[name], min_seconds)})
+        rows.append({"model": name, "precision": "bf16", **conv, **speed.fused(bf16, hp, middle, steps[name], min_seconds)})
         fits[name] = speed.largest_fit(gan, counts[-1])
         if name != "DCGAN":
             naive[name] = speed.naive(gan, hp, steps[name], min_seconds)

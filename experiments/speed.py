@@ -50,11 +50,12 @@ def synthetic_images(n: int = 10_000, channels: int = 1) -> np.ndarray:
 MODELS = {"R1": "r1", "R2": "r2", "r2_wide_r1": "r2_wide_r1", "DCGAN": "dcgan"}  # benchmark name -> preset
 
 
-def model(name: str, precision: str = "fp32") -> tuple[GAN, object]:
+def model(name: str, precision: str = "fp32", convolutions: str = "windows") -> tuple[GAN, object]:
     """(GAN, its preset's HParams) of "R1" (the toy quadratic), "R2" (the MNIST MLP), "r2_wide_r1" (the
-    wider MNIST MLP with an R1 penalty) or "DCGAN", the image models on synthetic images."""
+    wider MNIST MLP with an R1 penalty) or "DCGAN", the image models on synthetic images; `convolutions`:
+    the DCGAN's (Config.convolutions)."""
     preset = presets.get(MODELS[name])
-    cfg = preset.config.replace(precision=precision)
+    cfg = preset.config.replace(precision=precision, convolutions=convolutions)
     if name == "R1":
         return GAN.from_config(cfg), preset.hparams
     images = synthetic_images()

@@ -170,6 +170,9 @@ def check_peers_and_peak(report: dict) -> None:
     (row,) = report["dcgan"]["fused"]
     assert row["members"] == 2 and row["seed_steps_per_s"] > 0 and row["compile_s"] > 0 and "x_fewer" not in row
     assert HAS_TORCH != ("skipped" in report["dcgan"]["torch"])
+    xla = report["dcgan"]["xla_convolutions"]  # XLA's own convolutions, timed in the same rounds
+    assert xla["members"] == 2 and len(xla["rounds"]) == 2 and xla["x_windows"] == pytest.approx(
+        xla["seed_steps_per_s"] / row["seed_steps_per_s"])
     one, two = report["r2_wide_r1"]["fused"]
     assert (one["members"], two["members"]) == (1, 2) and "x_fewer" not in one
     assert two["x_fewer"] == pytest.approx(two["seed_steps_per_s"] / one["seed_steps_per_s"])
@@ -241,8 +244,9 @@ def test_tiny_gpu_suite_runs_every_code_path_and_writes_its_schema(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["suite"] == "gpu" and report["tiny"] is True
-    assert [(r["model"], r["precision"], r["members"]) for r in report["rows"]] == [
-        ("R1", "fp32", 2), ("R1", "bf16", 2), ("R2", "fp32", 2), ("r2_wide_r1", "fp32", 2), ("DCGAN", "fp32", 2)]
+    assert [(r["model"], r["precision"], r["members"], r.get("convolutions")) for r in report["rows"]] == [
+        ("R1", "fp32", 2, None), ("R1", "bf16", 2, None), ("R2", "fp32", 2, None), ("r2_wide_r1", "fp32", 2, None),
+        ("DCGAN", "fp32", 2, "windows"), ("DCGAN", "fp32", 2, "xla")]
     for row in report["rows"]:
         assert row["seed_steps_per_s"] > 0 and row["compile_s"] > 0 and row["state_bytes_per_member"] > 0
         assert row["peak_bytes"] is None  # the CPU reports no device memory statistics

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 from gan_jax.components import models
+from gan_jax.components.optim import default_hparams
 from gan_jax.core.config import Config, DiscriminatorConfig, GeneratorConfig
+from gan_jax.core.gan import GAN
+from gan_jax.data import mnist as mnist_data
+from gan_jax.engine.sweep import member_keys, stack_hparams, Sweep
 
 
 def init(module, *args):
@@ -152,10 +156,11 @@ def test_with_label_broadcasts_one_hot_over_space():
     np.testing.assert_array_equal(out[1, 0, 0, 3:], [0, 0, 1, 0, 0])
 
 
+@pytest.mark.parametrize("convolutions", list(models.CONVOLUTIONS))
 @pytest.mark.parametrize("shape", [(2, 7, 7, 5), (3, 14, 6, 4)])
-def test_conv_transpose_2x_equals_flax_conv_transpose(shape):
+def test_conv_transpose_2x_equals_flax_conv_transpose(shape, convolutions):
     x = jax.random.normal(jax.random.key(0), shape)
-    mine = models.ConvTranspose2x(3)
+    mine = models.ConvTranspose2x(3, convolutions=convolutions)
     params = init(mine, jax.random.key(1), x)
     params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
     reference = nn.ConvTranspose(3, (4, 4), strides=(2, 2), padding="SAME")
@@ -164,14 +169,39 @@ def test_conv_transpose_2x_equals_flax_conv_transpose(shape):
     assert expected.shape == (shape[0], 2 * shape[1], 2 * shape[2], 3)
 
 
+@pytest.mark.parametrize("convolutions", list(models.CONVOLUTIONS))
 @pytest.mark.parametrize("shape", [(2, 28, 28, 1), (3, 14, 6, 4)])
-def test_conv_2x_equals_flax_conv(shape):
+def test_conv_2x_equals_flax_conv(shape, convolutions):
     x = jax.random.normal(jax.random.key(0), shape)
-    mine = models.Conv2x(5)
+    mine = models.Conv2x(5, convolutions=convolutions)
     params = jax.tree.map(lambda p: p + 0.1, init(mine, jax.random.key(1), x))
     expected = apply(nn.Conv(5, (4, 4), strides=(2, 2), padding="SAME"), params, x)
     np.testing.assert_allclose(apply(mine, params, x), expected, rtol=1e-5, atol=1e-5)
     assert expected.shape == (shape[0], shape[1] // 2, shape[2] // 2, 5)
+
+
+def test_xla_convolutions_give_the_windows_gradients_and_training_vmapped_over_members():
+    """convolutions="xla" against the default windows, same parameters: each layer's input and kernel
+    gradients, then 3 steps of a small DCGAN over 4 members (vmapped: per-member kernels, which XLA batches
+    into grouped convolutions) equal to float32 rounding."""
+    x = jax.random.normal(jax.random.key(0), (3, 8, 6, 4))
+    for layer in (models.Conv2x, models.ConvTranspose2x):
+        params = init(layer(5), jax.random.key(1), x)
+        loss = lambda p, x, c: jnp.sum(jnp.sin(apply(layer(5, convolutions=c), p, x)))  # noqa: E731
+        grads = {c: jax.grad(loss, argnums=(0, 1))(params, x, c) for c in models.CONVOLUTIONS}
+        for a, b in zip(jax.tree.leaves(grads["windows"]), jax.tree.leaves(grads["xla"])):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    cfg = Config(architecture="dcgan", image_shape=(8, 8, 2), latent_dim=8, batch_size=6, optimizer="adam",
+                 generator=GeneratorConfig(hidden=(8,), activation="relu", output_activation="tanh"),
+                 discriminator=DiscriminatorConfig(hidden=(8,), feature_dim=None))
+    images = np.random.default_rng(0).integers(0, 256, (12, 8, 8, 2), np.uint8)
+    trained = {}
+    for c in models.CONVOLUTIONS:
+        sweep = Sweep(GAN.from_config(cfg.replace(convolutions=c), mnist_data.image_sampler(images), 128), 4)
+        state, _ = sweep.run(sweep.init(member_keys(range(4))), stack_hparams([default_hparams("adam")] * 4), 3)
+        trained[c] = jax.device_get((state.g_params, state.d_params, state.g_stats))
+    for a, b in zip(jax.tree.leaves(trained["windows"]), jax.tree.leaves(trained["xla"])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("architecture", ["mlp", "dcgan"])

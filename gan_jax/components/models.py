@@ -51,6 +51,10 @@ def activation(name: str, negative_slope: float = 0.2) -> Callable:
 # matmul and convolution precisions: parameters, their updates and the outputs stay float32
 PRECISIONS = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
+# how Conv2x and ConvTranspose2x compute: the same parameters, the same numbers to float32 rounding
+CONVOLUTIONS = {"windows": "each output's window copied out, then one matmul",
+                "xla": "lax.conv_general_dilated and lax.conv_transpose, the device's own convolution kernels"}
+
 
 def _dense(features: int, init: str, name: str | None = None, dtype=jnp.float32) -> nn.Dense:
     return nn.Dense(features, kernel_init=INITIALIZERS[init], bias_init=nn.initializers.zeros, name=name, dtype=dtype)
@@ -144,6 +148,9 @@ class Discriminator(nn.Module):
         return logit[..., 0].astype(jnp.float32), features.astype(jnp.float32)
 
 
+NHWC = ("NHWC", "HWIO", "NHWC")  # images, kernels and outputs as flax lays them out
+
+
 def _patches(x: jax.Array, size: int, stride: int, out_h: int, out_w: int) -> jax.Array:
     """[n, h, w, c] (already padded) -> [n, out_h, out_w, size*size*c]: each output position's window,
     ordered (row tap, column tap, channel) like a flattened HWIO kernel."""
@@ -152,51 +159,64 @@ def _patches(x: jax.Array, size: int, stride: int, out_h: int, out_w: int) -> ja
     return jnp.concatenate(taps, axis=-1)
 
 
-# The two convolutions below are written as window extraction + one matmul (im2col). Why: inside a
-# lax.scan, XLA:CPU lays out the weight-gradient convolutions so that they miss its fast convolution
-# kernels; a DCGAN step ran about 14x slower in a scan than alone (3.8 s vs 0.28 s). Matmuls stay fast
-# everywhere, and on GPU cost about the same. Tests check both equal nn.Conv / nn.ConvTranspose.
+# The two convolutions below are written, by default, as window extraction + one matmul (im2col). Why:
+# inside a lax.scan, XLA:CPU lays out the weight-gradient convolutions so that they miss its fast
+# convolution kernels; a DCGAN step ran about 14x slower in a scan than alone (3.8 s vs 0.28 s), and the
+# dcgan preset trained 2.5 seed-steps/s with XLA's convolutions against 22.5 (docs/speed.md). On a GPU,
+# XLA's convolutions (cuDNN) may win: `convolutions="xla"` uses them, and the GPU suite times both. Tests
+# check every form equals nn.Conv / nn.ConvTranspose, and trains to the same numbers.
 class Conv2x(nn.Module):
     """A 4x4, stride-2, 'SAME' convolution, equal to `nn.Conv(features, (4, 4), (2, 2), "SAME")` with
     the same parameters, for even heights and widths."""
 
     features: int
     dtype: jnp.dtype = jnp.float32  # of the matmul
+    convolutions: str = "windows"  # a key of CONVOLUTIONS
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         n, height, width, channels = x.shape
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (4, 4, channels, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        x = x.astype(self.dtype)
-        windows = _patches(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), 4, 2, height // 2, width // 2)
-        return windows @ kernel.reshape(16 * channels, self.features).astype(self.dtype) + bias.astype(self.dtype)
+        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        if self.convolutions == "xla":
+            y = jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=NHWC)
+        else:
+            windows = _patches(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), 4, 2, height // 2, width // 2)
+            y = windows @ kernel.reshape(16 * channels, self.features)
+        return y + bias.astype(self.dtype)
 
 
 class ConvTranspose2x(nn.Module):
     """A 4x4, stride-2, 'SAME' transposed convolution, equal to `nn.ConvTranspose(features, (4, 4),
-    (2, 2), "SAME")` with the same kernel, computed in sub-pixel form: one 2x2 window matmul gives the
+    (2, 2), "SAME")` with the same kernel; by default in sub-pixel form: one 2x2 window matmul gives the
     four output phases, which are then interleaved."""
 
     features: int
     use_bias: bool = True
     dtype: jnp.dtype = jnp.float32  # of the matmul
+    convolutions: str = "windows"  # a key of CONVOLUTIONS
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         n, height, width, channels = x.shape
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (4, 4, channels, self.features))
         x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        y = (jax.lax.conv_transpose(x, kernel, (2, 2), "SAME", dimension_numbers=NHWC)
+             if self.convolutions == "xla" else self._sub_pixel(x, kernel))
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
+        return y
+
+    def _sub_pixel(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+        n, height, width, channels = x.shape
         # kernel tap 2a + p (rows; likewise columns) feeds output phase p from input offset a - 1 + p
         phases = kernel.reshape(2, 2, 2, 2, channels, self.features).transpose(0, 2, 4, 1, 3, 5)
         windows = _patches(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), 2, 1, height + 1, width + 1)
         y = (windows @ phases.reshape(4 * channels, 4 * self.features)).reshape(
             n, height + 1, width + 1, 2, 2, self.features)
         rows = [jnp.stack([y[:, p:p + height, q:q + width, p, q] for q in (0, 1)], axis=3) for p in (0, 1)]
-        y = jnp.stack(rows, axis=2).reshape(n, 2 * height, 2 * width, self.features)
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
-        return y
+        return jnp.stack(rows, axis=2).reshape(n, 2 * height, 2 * width, self.features)
 
 
 class ConvGenerator(nn.Module):
@@ -211,6 +231,7 @@ class ConvGenerator(nn.Module):
     output_activation: str = "tanh"
     num_classes: int = 0
     dtype: jnp.dtype = jnp.float32  # of the matmuls; batch norm's statistics stay float32
+    convolutions: str = "windows"  # a key of CONVOLUTIONS
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, train: bool = False) -> jax.Array:
@@ -222,8 +243,8 @@ class ConvGenerator(nn.Module):
             with_label(z, labels, self.num_classes))
         h = norm(h.reshape((z.shape[0], height // scale, width // scale, self.hidden[0])))
         for features in self.hidden[1:]:
-            h = norm(ConvTranspose2x(features, use_bias=False, dtype=self.dtype)(h))
-        h = ConvTranspose2x(channels, dtype=self.dtype)(h).astype(jnp.float32)
+            h = norm(ConvTranspose2x(features, False, self.dtype, self.convolutions)(h))
+        h = ConvTranspose2x(channels, True, self.dtype, self.convolutions)(h).astype(jnp.float32)
         return activation(self.output_activation)(h).reshape(z.shape[0], -1)
 
 
@@ -240,6 +261,7 @@ class ConvDiscriminator(nn.Module):
     num_classes: int = 0
     spectral_norm: bool = False
     dtype: jnp.dtype = jnp.float32  # of the matmuls
+    convolutions: str = "windows"  # a key of CONVOLUTIONS
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None,
@@ -247,7 +269,7 @@ class ConvDiscriminator(nn.Module):
         act = activation(self.activation, self.negative_slope)
         h = with_label(x.reshape((x.shape[0],) + tuple(self.image_shape)), labels, self.num_classes)
         for features in self.hidden:
-            h = act(spectral(Conv2x(features, self.dtype), self.spectral_norm)(h))
+            h = act(spectral(Conv2x(features, self.dtype, self.convolutions), self.spectral_norm)(h))
             if self.dropout > 0:
                 h = nn.Dropout(self.dropout, deterministic=not train)(h)
         features = h.reshape(x.shape[0], -1)
@@ -267,9 +289,9 @@ def _dcgan(cfg: Config, out_dim: int) -> tuple[nn.Module, nn.Module]:
     g, d, dtype = cfg.generator, cfg.discriminator, PRECISIONS[cfg.precision]
     height, width, channels = cfg.image_shape
     return (ConvGenerator(g.hidden, cfg.image_shape, g.activation, g.negative_slope, g.output_activation,
-                          cfg.num_classes, dtype),
+                          cfg.num_classes, dtype, cfg.convolutions),
             ConvDiscriminator(d.hidden, (height, width, channels * cfg.pack), d.activation, d.negative_slope,
-                              d.dropout, cfg.num_classes, d.spectral_norm, dtype))
+                              d.dropout, cfg.num_classes, d.spectral_norm, dtype, cfg.convolutions))
 
 
 # name -> (cfg, data dimension) -> (generator, discriminator)

@@ -127,6 +127,11 @@ class Config:
     precision: str = setting("fp32", "of matmuls and convolutions (bf16: bfloat16, for accelerators); parameters "
                                      "stay float32", kind="choice", choices="gan_jax.components.models:PRECISIONS",
                              flag="precision")
+    convolutions: str = setting("windows", "how the dcgan architecture computes its stride-2 convolutions: windows "
+                                           "(each output's window copied out, then one matmul; on a CPU about 9x "
+                                           "faster in training) or xla (XLA's own convolutions: cuDNN's on a GPU); "
+                                           "the same parameters, the same numbers to float32 rounding",
+                                kind="choice", choices="gan_jax.components.models:CONVOLUTIONS", flag="convolutions")
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
