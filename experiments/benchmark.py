@@ -28,7 +28,7 @@ that row taken within each round (where both ran under the same spell) are below
 one-sided t-test at 5%). All in one process but the last, so ratios compare runs measured side by side.
 
 GPU suite: R1 at 1,024 / 8,192 / 65,536 members, R2 at 64 / 512 / 4,096, r2_wide_r1 at 64 / 512, DCGAN at
-64 / 256 (with its window matmuls, the default, and with XLA's own convolutions, `--convolutions xla`): seed-steps/s,
+64 / 256 (with its window matmuls, the default; at 64 with XLA's own convolutions too, `--convolutions xla`): seed-steps/s,
 compile time, peak device memory, state bytes per member, and each model's largest member count that fits
 (from XLA's memory analysis); fp32 against bf16 matmuls; naive JAX (the MLPs), PyTorch eager (on the GPU) and
 the torch.func ensemble (eager and compiled) at one member count per model for the ratios; and the goals
@@ -159,6 +159,9 @@ def run_model(name: str, counts: list[int], steps: int, args, peak: dict) -> dic
     if xla:
         row = out["xla_convolutions"]
         row["x_windows"] = row["seed_steps_per_s"] / out["fused"][0]["seed_steps_per_s"]
+        for r in out["fused"]:
+            r["convolutions"] = "windows"
+        row["convolutions"] = "xla"
     return out
 
 
@@ -353,10 +356,10 @@ def gpu_suite(tiny: bool, min_seconds: float) -> dict:
     rows, fits, naive, torch, ensemble = [], {}, {}, {}, {}
     for name, counts in suite.items():
         gan, hp = speed.model(name)
-        conv = {"convolutions": "windows"} if gan.cfg.architecture == "dcgan" else {}  # and "xla" beside it
-        for form, setting in [(gan, conv)] + ([(speed.model(name, convolutions="xla")[0], {"convolutions": "xla"})]
-                                              if conv else []):
-            for n in counts:
+        conv = {"convolutions": "windows"} if gan.cfg.architecture == "dcgan" else {}  # and "xla" at one count
+        for form, setting, at in [(gan, conv, counts)] + ([(speed.model(name, convolutions="xla")[0],
+                                                           {"convolutions": "xla"}, counts[:1])] if conv else []):
+            for n in at:
                 rows.append({"model": name, "precision": "fp32", **setting,
                              **speed.fused(form, hp, n, steps[name], min_seconds)})
                 print(f"{name} {n:,} members fp32{''.join(f' ({v})' for v in setting.values())}: "

@@ -171,6 +171,7 @@ def check_peers_and_peak(report: dict) -> None:
     assert row["members"] == 2 and row["seed_steps_per_s"] > 0 and row["compile_s"] > 0 and "x_fewer" not in row
     assert HAS_TORCH != ("skipped" in report["dcgan"]["torch"])
     xla = report["dcgan"]["xla_convolutions"]  # XLA's own convolutions, timed in the same rounds
+    assert (row["convolutions"], xla["convolutions"]) == ("windows", "xla")
     assert xla["members"] == 2 and len(xla["rounds"]) == 2 and xla["x_windows"] == pytest.approx(
         xla["seed_steps_per_s"] / row["seed_steps_per_s"])
     one, two = report["r2_wide_r1"]["fused"]

@@ -6,12 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import run_main
 from gan_jax.components import models
 from gan_jax.components.optim import default_hparams
 from gan_jax.core.config import Config, DiscriminatorConfig, GeneratorConfig
 from gan_jax.core.gan import GAN
+from gan_jax.core.validate import validate
 from gan_jax.data import mnist as mnist_data
 from gan_jax.engine.sweep import member_keys, stack_hparams, Sweep
+from gan_jax.errors import ConfigError
 
 
 def init(module, *args):
@@ -202,6 +205,15 @@ def test_xla_convolutions_give_the_windows_gradients_and_training_vmapped_over_m
         trained[c] = jax.device_get((state.g_params, state.d_params, state.g_stats))
     for a, b in zip(jax.tree.leaves(trained["windows"]), jax.tree.leaves(trained["xla"])):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_xla_convolutions_on_an_mlp_are_refused_in_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="`convolutions`: 'xla' is for convolutional architectures"):
+        validate(Config(convolutions="xla"))
+    ran = run_main("experiments.toy_quadratic", "--convolutions", "xla", "--out", tmp_path / "run")
+    assert ran.returncode == 2 and len(ran.stderr.strip().splitlines()) == 1
+    assert "--convolutions: 'xla' is for convolutional architectures (dcgan)" in ran.stderr  # named by its flag
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("architecture", ["mlp", "dcgan"])

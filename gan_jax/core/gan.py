@@ -103,7 +103,7 @@ class GAN:
             dataset = data.DATASETS.get(cfg.data)
             if not isinstance(dataset, data.ToyDataset):
                 raise ConfigError(f"`data`: {cfg.data!r} is not a toy dataset (those are {sorted(data.TOY_DATASETS)}): "
-                                  "pass a sampler, e.g. GAN.from_config(cfg, mnist.image_sampler(images), "
+                                  "pass a sampler, e.g. GAN.from_config(cfg, gan_jax.image_sampler(images), "
                                   "data_dim=784), or build it with a task (gan_jax.tasks)")
             sampler, data_dim = pieces.named(dataset.sampler(cfg.standardize), cfg.data), dataset.dim
         if data_dim is None:

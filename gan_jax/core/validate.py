@@ -70,6 +70,9 @@ def validate(cfg: Config, hp: HParams | None = None, gan=None) -> None:
          "packing is for unconditional GANs; use pack 1 with num_classes > 0")
     need(not cfg.augment or (cfg.image_shape is not None and len(cfg.image_shape) == 3), "augment",
          "augmentations transform images: set image_shape (height, width, channels), or use none")
+    need(cfg.convolutions == "windows" or cfg.architecture != "mlp", "convolutions",
+         f"{cfg.convolutions!r} is for convolutional architectures (dcgan); the mlp has no convolutions: "
+         f"leave it at 'windows'")
     if cfg.architecture == "dcgan":
         _validate_dcgan(cfg)
     if hp is not None:
