@@ -357,9 +357,9 @@ def gpu_suite(tiny: bool, min_seconds: float) -> dict:
     for name, counts in suite.items():
         gan, hp = speed.model(name)
         conv = {"convolutions": "windows"} if gan.cfg.architecture == "dcgan" else {}  # and "xla" at one count
-        for form, setting, at in [(gan, conv, counts)] + ([(speed.model(name, convolutions="xla")[0],
-                                                           {"convolutions": "xla"}, counts[:1])] if conv else []):
-            for n in at:
+        for form, setting, sizes in [(gan, conv, counts)] + ([(speed.model(name, convolutions="xla")[0],
+                                                              {"convolutions": "xla"}, counts[:1])] if conv else []):
+            for n in sizes:
                 rows.append({"model": name, "precision": "fp32", **setting,
                              **speed.fused(form, hp, n, steps[name], min_seconds)})
                 print(f"{name} {n:,} members fp32{''.join(f' ({v})' for v in setting.values())}: "

@@ -3,6 +3,7 @@ PyTorch peers: the DCGAN's parameters, and the torch.func ensemble against separ
 import copy
 import importlib.util
 import json
+import types
 
 import jax
 import jax.numpy as jnp
@@ -264,6 +265,52 @@ def test_tiny_gpu_suite_runs_every_code_path_and_writes_its_schema(tmp_path):
         assert ensemble.get("skipped") or ensemble["seed_steps_per_s"] > 0
     assert "largest fit" in proc.stdout and "goal R1_1024x100k_under_120s" in proc.stdout
     assert "DCGAN: PyTorch eager" in proc.stdout and "torch.func ensemble, 2 members" in proc.stdout
+
+
+def test_the_whole_gpu_suite_runs_its_rows_ratios_and_goals_on_fake_measurements(monkeypatch, capsys):
+    """The full-size GPU suite's logic, in a second, with each measurement faked (a member count's rate is
+    1,000 x its members; PyTorch eager 10 steps/s; an ensemble 100 x its members): which rows it times, in
+    which order, their ratios to the ensembles, and the goals computed by hand from those rates. The slow
+    `--tiny` test runs the real measurements, but not this path's sizes."""
+    from experiments import benchmark
+
+    def model(name, precision="fp32", convolutions="windows"):
+        cfg = types.SimpleNamespace(architecture="dcgan" if name == "DCGAN" else "mlp")
+        return types.SimpleNamespace(cfg=cfg, name=name, precision=precision, convolutions=convolutions), None
+
+    def fused(gan, hp, n, steps, min_seconds):
+        return {"members": n, "seed_steps_per_s": 1000.0 * n, "devices": 1, "member_block": n, "compile_s": 1.0,
+                "state_bytes_per_member": 8, "peak_bytes": None, "timed": (gan.name, gan.precision, gan.convolutions)}
+
+    monkeypatch.setattr(speed, "model", model)
+    monkeypatch.setattr(speed, "fused", fused)
+    monkeypatch.setattr(speed, "torch_rate", lambda cfg, hp, steps, s: {"steps_per_s": 10.0, "device": "cuda:0"})
+    monkeypatch.setattr(speed, "torch_ensemble_rate", lambda cfg, hp, n, steps, s, compile: {
+        "members": n, "compiled": compile, "seed_steps_per_s": 100.0 * n})
+    monkeypatch.setattr(speed, "largest_fit", lambda gan, n: {"members": 10 * n, "bytes_per_member": 8.0,
+                                                              "limit": "device", "limit_bytes": 1e9})
+    monkeypatch.setattr(speed, "naive", lambda gan, hp, steps, s: {"steps_per_s": 5.0})
+    report = benchmark.gpu_suite(tiny=False, min_seconds=0.0)
+    expected = [("R1", "fp32", n) for n in (1024, 8192, 65536)] + [("R1", "bf16", 8192)] \
+        + [("R2", "fp32", n) for n in (64, 512, 4096)] + [("R2", "bf16", 512)] \
+        + [("r2_wide_r1", "fp32", n) for n in (64, 512)] + [("r2_wide_r1", "bf16", 512)] \
+        + [("DCGAN", "fp32", 64, "windows"), ("DCGAN", "fp32", 256, "windows"), ("DCGAN", "fp32", 64, "xla"),
+           ("DCGAN", "bf16", 256, "windows")]
+    assert [(r["model"], r["precision"], r["members"], *([r["convolutions"]] if "convolutions" in r else []))
+            for r in report["rows"]] == expected
+    assert all(r["timed"] == (r["model"], r["precision"], r.get("convolutions", "windows")) for r in report["rows"])
+    with_peers = {(r["model"], r["members"], r.get("convolutions")): (r["x_torch_ensemble"], r["x_torch_compiled"])
+                  for r in report["rows"] if "x_torch_ensemble" in r}
+    assert with_peers == {("R1", 1024, None): (10, 10), ("R2", 64, None): (10, 10), ("r2_wide_r1", 64, None): (10, 10),
+                          ("DCGAN", 64, "windows"): (10, 10), ("DCGAN", 64, "xla"): (10, 10)}  # fp32 rows only
+    assert report["largest_fit"]["DCGAN"]["members"] == 2560 and set(report["naive"]) == {"R1", "R2", "r2_wide_r1"}
+    assert report["goals"] == {  # 64 x 300,000 / 64,000 s; 1,024 x 100,000 / 1,024,000 s; 65,536,000 / 10
+        "R2_64x300k_under_300s": {"seconds": 300.0, "met": False},
+        "R1_1024x100k_under_120s": {"seconds": 100.0, "met": True},
+        "R1_1000x_torch": {"x_torch": 6_553_600.0, "torch_device": "cuda:0", "met": True}}
+    benchmark.print_gpu(report)
+    printed = capsys.readouterr().out
+    assert "DCGAN 64 members fp32 (xla): 64,000 seed-steps/s" in printed and "goal R1_1000x_torch" in printed
 
 
 @pytest.mark.parametrize("flags", [["--members", "0"], ["--members", "4,x"], ["--repeats", "0"], ["--no-such-flag"]])
