@@ -6,6 +6,7 @@ norm). Discriminators return (logit, features).
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import flax.linen as nn
@@ -242,9 +243,10 @@ class ConvGenerator(nn.Module):
         h = nn.Dense(height // scale * width // scale * self.hidden[0], use_bias=False, dtype=self.dtype)(
             with_label(z, labels, self.num_classes))
         h = norm(h.reshape((z.shape[0], height // scale, width // scale, self.hidden[0])))
+        conv = functools.partial(ConvTranspose2x, dtype=self.dtype, convolutions=self.convolutions)
         for features in self.hidden[1:]:
-            h = norm(ConvTranspose2x(features, False, self.dtype, self.convolutions)(h))
-        h = ConvTranspose2x(channels, True, self.dtype, self.convolutions)(h).astype(jnp.float32)
+            h = norm(conv(features, use_bias=False)(h))
+        h = conv(channels)(h).astype(jnp.float32)
         return activation(self.output_activation)(h).reshape(z.shape[0], -1)
 
 
@@ -269,7 +271,7 @@ class ConvDiscriminator(nn.Module):
         act = activation(self.activation, self.negative_slope)
         h = with_label(x.reshape((x.shape[0],) + tuple(self.image_shape)), labels, self.num_classes)
         for features in self.hidden:
-            h = act(spectral(Conv2x(features, self.dtype, self.convolutions), self.spectral_norm)(h))
+            h = act(spectral(Conv2x(features, dtype=self.dtype, convolutions=self.convolutions), self.spectral_norm)(h))
             if self.dropout > 0:
                 h = nn.Dropout(self.dropout, deterministic=not train)(h)
         features = h.reshape(x.shape[0], -1)
