@@ -15,10 +15,16 @@ import importlib
 import io
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
 from typing import NamedTuple
+
+
+def pytest_sessionfinish(session):
+    if OWN_CACHE:  # the tests' compiled programs: nothing outside this session reads them
+        shutil.rmtree(OWN_CACHE, ignore_errors=True)
 
 
 def xla_env(n_devices: int = 2, **extra) -> dict:
@@ -34,7 +40,10 @@ os.environ["XLA_FLAGS"] = " ".join(
     + ["--xla_force_host_platform_device_count=2"] + OPT_OFF)
 os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ["GAN_JAX_PROBE_LAYOUT"] = "0"  # the rule's member block, no timed probe (but in tests/test_layout.py)
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="gan_jax_test_cache_"))
+# one compilation cache for the session, made by the first process (xdist's workers inherit it) and removed by it
+OWN_CACHE = None if "JAX_COMPILATION_CACHE_DIR" in os.environ else tempfile.mkdtemp(prefix="gan_jax_test_cache_")
+if OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = OWN_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
