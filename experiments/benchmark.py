@@ -356,13 +356,16 @@ def gpu_suite(tiny: bool, min_seconds: float) -> dict:
     rows, fits, naive, torch, ensemble = [], {}, {}, {}, {}
     for name, counts in suite.items():
         gan, hp = speed.model(name)
-        conv = {"convolutions": "windows"} if gan.cfg.architecture == "dcgan" else {}  # and "xla" at one count
-        for form, setting, sizes in [(gan, conv, counts)] + ([(speed.model(name, convolutions="xla")[0],
-                                                              {"convolutions": "xla"}, counts[:1])] if conv else []):
+        conv = {"convolutions": "windows"} if gan.cfg.architecture == "dcgan" else {}
+        forms = [(gan, conv, counts)]
+        if conv:  # XLA's own convolutions beside the windows, at the first count
+            forms.append((speed.model(name, convolutions="xla")[0], {"convolutions": "xla"}, counts[:1]))
+        for form, setting, sizes in forms:
             for n in sizes:
                 rows.append({"model": name, "precision": "fp32", **setting,
                              **speed.fused(form, hp, n, steps[name], min_seconds)})
-                print(f"{name} {n:,} members fp32{''.join(f' ({v})' for v in setting.values())}: "
+                tag = f" ({setting['convolutions']})" if setting else ""
+                print(f"{name} {n:,} members fp32{tag}: "
                       f"{rows[-1]['seed_steps_per_s']:,.0f} seed-steps/s", flush=True)
         torch[name] = speed.torch_rate(gan.cfg, hp, steps[name], min_seconds)
         ensemble[name] = [speed.torch_ensemble_rate(gan.cfg, hp, at[name], steps[name], min_seconds, compile=c)

@@ -78,9 +78,11 @@ def run_main(module: str, *args) -> Ran:
         try:
             importlib.import_module(module).main([str(a) for a in args])
         except SystemExit as e:  # as the interpreter ends: None is 0, an int its status, anything else printed, 1
-            code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
-            if not isinstance(e.code, (int, type(None))):
+            if e.code is None or isinstance(e.code, int):
+                code = e.code or 0
+            else:
                 print(e.code, file=sys.stderr)
+                code = 1
     return Ran(code, out.getvalue(), err.getvalue())
 
 

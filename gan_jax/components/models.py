@@ -200,8 +200,7 @@ class ConvTranspose2x(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        n, height, width, channels = x.shape
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (4, 4, channels, self.features))
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (4, 4, x.shape[-1], self.features))
         x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
         y = (jax.lax.conv_transpose(x, kernel, (2, 2), "SAME", dimension_numbers=NHWC)
              if self.convolutions == "xla" else self._sub_pixel(x, kernel))
