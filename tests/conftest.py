@@ -4,11 +4,11 @@ Every test sees exactly 2 CPU devices, whatever order the files are collected in
 here, before JAX starts its backend (a test that needs another count runs a subprocess with its own
 XLA_FLAGS). The member layout follows the rule, not a timed probe (gan_jax.engine.layout), except where a
 test asks for the probe. Compiled programs are cached on disk for the session, so the many tests that compile the
-same small programs compile them once. XLA compiles them with LLVM's optimizations off
-(--xla_backend_optimization_level=0, unless GAN_JAX_TEST_XLA_OPT=default): the same XLA programs, compiled about a
-third faster (tests/test_train.py: 82 s against 128 s on the 2-core CPU), their float32 rounding possibly
-another; what the tests compare across programs is compared to float32 rounding, what they compare bitwise runs
-the same step's program on both sides (docs/index.md, Tests).
+same small programs compile them once. XLA compiles them with LLVM's optimizations off and with its older
+elementwise emitters (--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false, unless
+GAN_JAX_TEST_XLA_OPT=default): the same XLA programs, compiled in about half the time, their float32 rounding
+possibly another; what the tests compare across programs is compared to float32 rounding, what they compare
+bitwise runs the same step's program on both sides (docs/index.md, Tests).
 """
 import contextlib
 import importlib
@@ -34,7 +34,8 @@ def xla_env(n_devices: int = 2, **extra) -> dict:
             "JAX_PLATFORMS": "cpu", **extra}
 
 
-OPT_OFF = [] if os.environ.get("GAN_JAX_TEST_XLA_OPT") == "default" else ["--xla_backend_optimization_level=0"]
+OPT_OFF = [] if os.environ.get("GAN_JAX_TEST_XLA_OPT") == "default" else [
+    "--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"]
 os.environ["XLA_FLAGS"] = " ".join(
     [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f and f not in OPT_OFF]
     + ["--xla_force_host_platform_device_count=2"] + OPT_OFF)
