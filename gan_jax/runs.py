@@ -166,13 +166,14 @@ def _checked(gan: GAN, config: dict) -> GAN:
 
 
 def _rebuild(config: dict, task) -> GAN:
-    """The run's GAN from config.json: its task's own when it has custom pieces, else built from the config
-    (the sampler is a stand-in: sampling needs G alone)."""
+    """The run's GAN from config.json: its task's own when it has custom pieces, else built from the config.
+    Its sampler is a stand-in (sampling needs G alone) that refuses to be drawn from, so nothing mistakes it
+    for the run's data; an image run whose only custom piece is its data sampler is rebuilt so too."""
     cfg = Config.from_dict(config.get("config_as_built", config["config"]))
     custom = _custom(config)
     if custom and config.get("task_ref") and task is not None:
         return _checked(task.make_gan(cfg, None), config)
-    if custom:
+    if custom and (custom != ["sampler"] or not cfg.image_shape):
         raise ConfigError(f"`gan`: the run used custom pieces ({', '.join(custom)}); load it with the GAN it was "
                           "trained with: gj.load(path, gan=...)")
     if cfg.data in toy.TOY_DATASETS and not cfg.image_shape:
@@ -181,8 +182,15 @@ def _rebuild(config: dict, task) -> GAN:
     if dim is None:
         raise ConfigError(f"`gan`: cannot tell the data's dimension of {cfg.data!r}; pass gj.load(path, gan=...)")
     generator, discriminator = models.make_models(cfg, dim)
-    stand_in = lambda key, n: jax.random.normal(key, (n, dim))  # noqa: E731
-    return GAN(cfg, stand_in, generator, discriminator, losses.LOSSES[cfg.loss])
+    return GAN(cfg, _stand_in(config.get("pieces", {}).get("sampler", {}).get("name", cfg.data)), generator,
+               discriminator, losses.LOSSES[cfg.loss])
+
+
+def _stand_in(data: str):
+    def sample(key, n):
+        raise ConfigError(f"`gan`: this run was loaded without its data ({data}): G, D and their samples are the "
+                          "run's, but drawing its data needs the GAN it was trained with: gj.load(path, gan=...)")
+    return sample
 
 
 def _state(directory: pathlib.Path, sweep: Sweep, members: list[Member], step: int | None):

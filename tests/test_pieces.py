@@ -3,6 +3,7 @@ and metric recorded in config.json by name and code hash; a resume with another 
 rule as a replaceable piece, checked against a hand-written step; learned state declared by TrainState
 itself; user-named random streams."""
 import dataclasses
+import hashlib
 import json
 
 import chex
@@ -94,6 +95,31 @@ def test_a_custom_run_records_its_own_pieces_and_refuses_a_resume_with_another(t
     assert "the run's loss was" in str(e.value) and "\n" not in str(e.value)
     assert not (tmp_path / "roll" / "checkpoints" / "30").exists()
     gj.run(swiss_roll_gan(), members, tmp_path / "roll", resume, evaluate=gj.evaluator(z, spread))  # same: resumes
+
+
+def test_own_images_are_recorded_as_the_runs_data_and_a_resume_with_other_images_is_refused(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (200, 8, 8, 1), dtype=np.uint8)
+    r2 = gj.presets.get("r2")
+    cfg = r2.config.replace(image_shape=(8, 8, 1), batch_size=16, log_every=10)  # the preset says data "mnist"
+    gan = lambda images: gj.GAN.from_config(cfg, gj.image_sampler(images, "tanh"), 64)  # noqa: E731
+    members, options = gj.grid(range(2), r2.hparams), gj.RunOptions(10, checkpoint_every=10, progress=False)
+    gj.run(gan(images), members, tmp_path / "own", options)
+    config = json.loads((tmp_path / "own" / "config.json").read_text())
+    digest = hashlib.sha256(b"(200, 8, 8, 1) uint8 tanh" + images.tobytes()).hexdigest()  # written here, by hand
+    assert config["pieces"]["sampler"] == {"name": "image_sampler[200x8x8x1]", "sha256": digest}
+    assert config["config"]["data"] == "image_sampler[200x8x8x1]"
+    other = images.copy()
+    other[0, 0, 0, 0] ^= 1  # one bit of one pixel
+    with pytest.raises(gj.CheckpointError) as e:
+        gj.run(gan(other), members, tmp_path / "own", dataclasses.replace(options, steps=20, resume=True))
+    assert f"the run's sampler was image_sampler[200x8x8x1] (sha256 {digest[:12]}) and is now" in str(e.value)
+    assert not (tmp_path / "own" / "checkpoints" / "20").exists()
+    run = gj.load(tmp_path / "own")  # without its GAN: G's samples, and a stand-in that refuses to be its data
+    assert run.generate(0).shape == (1000, 64)
+    with pytest.raises(gj.ConfigError, match=r"loaded without its data \(image_sampler\[200x8x8x1\]\)"):
+        run.gan.sample_data(jax.random.key(0), 4)
+    task_sampler = gj.image_sampler(images, "tanh", record_data=False)  # a task records its data itself
+    assert pieces.describe(task_sampler) == {"name": "gan_jax.data.mnist:image_sampler.<locals>.sample"}
 
 
 @pytest.mark.slow  # a duplicate: the test above refuses a resume with another loss (one line), and the CLI's refusal

@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-from typing import Any
+from typing import Any, Callable
 
 NAME_ATTRIBUTE = "__gan_jax_name__"
+DATA_ATTRIBUTE = "__gan_jax_data_sha256__"  # a library function bound to data of its own: that data's sha256
 
 
 def named(piece: Any, name: str) -> Any:
@@ -40,10 +41,20 @@ def fingerprint(piece: Any) -> str:
     return hashlib.sha256(_definition(piece).encode()).hexdigest()
 
 
+def carrying(piece: Any, name: str, data_sha256: Callable[[], str]) -> Any:
+    """`piece` (a library function bound to the user's data, such as `gan_jax.image_sampler`'s sampler)
+    recorded as a custom piece: under `name`, fingerprinted by `data_sha256()` (computed once, when first
+    recorded), so a run names what it trained on and a resume with other data is refused. Returns the piece."""
+    setattr(piece, DATA_ATTRIBUTE, functools.cache(data_sha256))
+    return named(piece, name)
+
+
 def describe(piece: Any) -> dict:
-    """{"name", "sha256"} of a custom piece; a piece of gan_jax itself is recorded by name alone, so a
-    library upgrade does not block a resume."""
-    name = name_of(piece)
+    """{"name", "sha256"} of a custom piece (of a data-bound one, `carrying`, its data's sha256); a piece of
+    gan_jax itself is recorded by name alone, so a library upgrade does not block a resume."""
+    name, data_sha256 = name_of(piece), getattr(piece, DATA_ATTRIBUTE, None)
+    if data_sha256 is not None:
+        return {"name": name, "sha256": data_sha256()}
     return {"name": name} if is_library(piece) else {"name": name, "sha256": fingerprint(piece)}
 
 

@@ -3,6 +3,7 @@ sampled by index inside the training scan (no host input pipeline per step)."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import pathlib
 import zlib
 from typing import Callable, NamedTuple
@@ -11,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax.core import pieces
 from gan_jax.errors import DataError
 
 IDX_NAMES = {
@@ -164,11 +166,14 @@ def load(name: str = "mnist", split: str = "train", data_dir: str | pathlib.Path
 SCALES = {"tanh": (2.0 / 255.0, -1.0), "sigmoid": (1.0 / 255.0, 0.0)}  # pixel -> [-1, 1] or [0, 1]
 
 
-def image_sampler(images: jax.Array, scale: str = "tanh", labels: jax.Array | None = None) -> Callable:
+def image_sampler(images: jax.Array, scale: str = "tanh", labels: jax.Array | None = None,
+                  record_data: bool = True) -> Callable:
     """A sampler `(key, n) -> float32[n, h*w*c]` drawing images uniformly with replacement by index from
     uint8 `images` [N, h, w] or [N, h, w, c] held on device, flattened in (row, column, channel) order and
     scaled for a generator with a tanh ([-1, 1]) or sigmoid ([0, 1]) output. With `labels` (for a
-    conditional GAN) it returns `(images, int32 labels)` of the same indices."""
+    conditional GAN) it returns `(images, int32 labels)` of the same indices. A run records it as its data:
+    `image_sampler[N x h x w x c]` with the sha256 of the images, labels and scale (`record_data=False`: by
+    the config's data name, for a task that records its data itself)."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
     if labels is not None and len(labels) != len(images):
@@ -182,7 +187,19 @@ def image_sampler(images: jax.Array, scale: str = "tanh", labels: jax.Array | No
         x = images[idx].reshape(n, -1).astype(jnp.float32) * mul + add
         return x if labels is None else (x, labels[idx])
 
-    return sample
+    if not record_data:
+        return sample
+    shape = "x".join(str(d) for d in images.shape)
+    return pieces.carrying(sample, f"image_sampler[{shape}]", lambda: _sampled_sha256(images, labels, scale))
+
+
+def _sampled_sha256(images: jax.Array, labels: jax.Array | None, scale: str) -> str:
+    """sha256 of what a sampler draws from: the images' shape, dtype and scale as text, their bytes, the labels'."""
+    digest = hashlib.sha256(f"{tuple(images.shape)} {images.dtype} {scale}".encode())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    if labels is not None:
+        digest.update(b"labels" + np.asarray(labels).astype("<i8").tobytes())
+    return digest.hexdigest()
 
 
 def stacked_sampler(images: jax.Array, scale: str = "tanh", labels: jax.Array | None = None) -> Callable:

@@ -124,7 +124,7 @@ class ImagesTask(base.Task):
 
     def make_gan(self, cfg: Config, data: Images) -> GAN:
         labels = data.train.labels if cfg.num_classes else None
-        sampler = mnist.image_sampler(data.train.images, mnist_task.scale_of(cfg), labels)
+        sampler = mnist.image_sampler(data.train.images, mnist_task.scale_of(cfg), labels, record_data=False)
         return GAN.from_config(cfg, pieces.named(sampler, f"images:{pathlib.Path(data.path).name}"),
                                data_dim=int(np.prod(data.shape)))
 

@@ -89,7 +89,7 @@ def to_unit(cfg: Config, x):
 
 def make_gan(cfg: Config, data: MnistData) -> GAN:
     labels = data.train.labels if cfg.num_classes else None
-    sampler = mnist.image_sampler(data.train.images, scale_of(cfg), labels)
+    sampler = mnist.image_sampler(data.train.images, scale_of(cfg), labels, record_data=False)
     return GAN.from_config(cfg, sampler, data_dim=int(np.prod(data.train.images.shape[1:])))
 
 
