@@ -281,3 +281,15 @@ def test_summary_gives_each_flagged_member_its_reason(tmp_path):
     assert result.summary["members"][0]["diverged_at"] is None
     params = jax.tree.leaves(jax.tree.map(lambda a: a[1], result.sweep.gather(result.state.g_params)))
     assert all(np.isfinite(np.asarray(p)).all() for p in params)
+
+
+def test_a_report_of_a_script_s_sweep_has_a_row_per_setting_and_refuses_a_group_that_is_not_a_dict(tmp_path):
+    r1 = gj.presets.get("r1")
+    result = gj.run(gj.GAN.from_config(r1.config.replace(batch_size=32)), gj.grid(range(2), r1.hparams, lr=[1e-3, 1e-4]),
+                    tmp_path / "run", gj.RunOptions(10, progress=False))
+    with pytest.raises(ConfigError, match=r"^`results`: a group is a dict .* not 'all'; pass \[\(\{\}, result\)\]"):
+        report.write(tmp_path / "bad", [("all", result)], varied=["lr"])
+    assert not (tmp_path / "bad").exists()  # refused before anything is written
+    text = report.write(tmp_path / "good", [({}, result)], varied=["lr"]).read_text()
+    rows = [line.split(" | ")[:2] for line in text.splitlines() if line.startswith("| lr_g=")]
+    assert rows == [["| lr_g=0.001, lr_d=0.001", "2"], ["| lr_g=0.0001, lr_d=0.0001", "2"]]  # "lr" sets both

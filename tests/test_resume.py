@@ -93,6 +93,9 @@ def test_sigterm_finishes_the_chunk_checkpoints_and_resume_equals_uninterrupted(
     assert str(stopped["step"]) in {p.name for p in (out / "checkpoints").iterdir()}
     assert f"stopped by SIGTERM at step {stopped['step']} (checkpointed); resume with: python -m " \
            "experiments.toy_quadratic" in stdout and stdout.rstrip().endswith("--resume")
+    # what a script's gj.run says before it returns (the line above is the CLI's)
+    assert f"gan_jax: {out}: stopped by SIGTERM at step {stopped['step']} of 200, checkpointed: the same run with " \
+           "RunOptions(resume=True) goes on" in stderr
     toy(out, "--steps", "200", "--resume")
     toy(tmp_path / "whole", "--steps", "200")
     assert read_metrics(out / "metrics.jsonl") == read_metrics(tmp_path / "whole" / "metrics.jsonl")

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import sys
 import time
 from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
@@ -323,6 +324,10 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     summary["layout"] = {**sweep.layout.to_json(), "probe_s": round(sweep.probe_s, 2)}
     if preempted:
         summary["preempted"] = {"signal": preempted, "step": step, "checkpointed": bool(checkpoints)}
+        if primary:  # a script's run returns, so say on stderr why it ended early (the CLI adds its command)
+            print(f"gan_jax: {out}: stopped by {preempted} at step {step} of {options.steps}"
+                  + (", checkpointed: the same run with RunOptions(resume=True) goes on" if checkpoints else
+                     " without a checkpoint (RunOptions.checkpoint_every was 0): rerun it"), file=sys.stderr)
     writer.write_json("summary.json", summary)
     log.close()
     steps, history, quantiles = log.history()

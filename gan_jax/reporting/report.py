@@ -9,6 +9,7 @@ import numpy as np
 
 from gan_jax.core.config import HParams
 from gan_jax.engine.members import ALIASES
+from gan_jax.errors import ConfigError
 from gan_jax.metrics import stats
 from gan_jax.reporting.plotting import subplots
 
@@ -107,7 +108,12 @@ def metric_vs_hparam(rows: list[dict], path: pathlib.Path) -> pathlib.Path | Non
 
 def write(out: pathlib.Path, results: list[tuple[dict, object]], varied: list[str],
           reference: dict | None = None) -> pathlib.Path:
-    """Write report.md and the figures for the groups' results; returns report.md's path."""
+    """Write report.md and the figures for the groups' results; returns report.md's path. Each group is a
+    dict of the static settings its run differs by ({} for a single run)."""
+    for group, _ in results:
+        if not isinstance(group, dict):
+            raise ConfigError(f"`results`: a group is a dict of the static settings its run differs by, not "
+                              f"{group!r}; pass [({{}}, result)] for one run, or [({{'loss': 'hinge'}}, result), ...]")
     rows = [row for group, result in results for row in setting_rows(group, result, varied)]
     figures = pathlib.Path(out) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
