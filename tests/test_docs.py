@@ -81,6 +81,14 @@ def check_metric(ns: dict) -> None:
     assert "sha256" in config_json(ns["result"])["pieces"]["metrics"]
 
 
+def check_own_images(ns: dict) -> None:
+    config, groups = config_json(ns["result"]), ns["result"].summary["by_setting"]
+    assert config["config"]["data"] == "image_sampler[500x8x8x1]" and len(config["pieces"]["sampler"]["sha256"]) == 64
+    assert config["metrics"] == {"brightness_gap": "min"}
+    assert [g["setting"]["lr_g"] for g in groups] == [1e-3, 2e-4] and all(g["seeds"] == [0, 1] for g in groups)
+    assert all(0 <= g["over_seeds"]["eval_brightness_gap"]["mean"] <= 2 for g in groups)
+
+
 def check_loss(ns: dict) -> None:
     loss = ns["gan"].pieces()["loss"]
     assert loss["name"] == "lsgan_pm1" and len(loss["sha256"]) == 64
@@ -114,7 +122,7 @@ def check_after_the_run(ns: dict) -> None:
 CHECKS = {
     "after_the_run.md": {0: check_after_the_run},
     "library.md": {0: check_library, 1: check_library_task, 2: check_library_schedule, 3: check_library_model},
-    "extending.md": {0: check_circle, 1: check_metric, 2: check_loss, 3: check_rule},
+    "extending.md": {0: check_circle, 1: check_metric, 2: check_own_images, 3: check_loss, 4: check_rule},
     "experiments.md": {0: check_images},
     "sweeps_and_search.md": {0: check_pbt},
 }
