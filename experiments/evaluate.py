@@ -18,6 +18,7 @@ import sys
 from gan_jax import cli, commands, data as data_registry, presets, runs
 from gan_jax.engine.rundir import to_json
 from gan_jax.metrics import stats
+from gan_jax.reporting import compare, plotting
 
 
 def parse(argv):
@@ -49,15 +50,21 @@ def main(argv=None):
         samples, labels, said = runs.read_samples(args.file, cfg.image_shape, args.range, dim)
         print(said)
         scores = runs.score(scorer, samples, labels)
+    by_setting = compare.scores_by_setting(args.file, scores)  # a sweep's samples.npz: never pooled
     report = {"file": str(args.file), "task": task.name, "members": [{k: float(v[i]) for k, v in scores.items()}
                                                                      for i in range(len(samples))],
-              "over_members": {k: stats.mean_ci95(v) for k, v in scores.items()},
+              "over_members": {} if by_setting else {k: stats.mean_ci95(v) for k, v in scores.items()},
+              **({"by_setting": by_setting} if by_setting else {}),
               "real_reference": scorer.ceiling, "provenance": scorer.provenance}
     ceiling = scorer.ceiling or {}
     for name, values in scores.items():
         real = f"   (real data: {ceiling[name]:.4g})" if name in ceiling else ""
+        pooled = f"   mean {stats.format_ci(report['over_members'][name])}" if len(values) > 1 and not by_setting else ""
         print(f"  {name:>17}: " + ", ".join(f"{v:.4g}" for v in values[:8]) + ("..." if len(values) > 8 else "")
-              + (f"   mean {stats.format_ci(report['over_members'][name])}" if len(values) > 1 else "") + real)
+              + pooled + real)
+        for group in by_setting or []:
+            print(f"  {'':>17}  {plotting.setting_label(group['setting'])}: mean "
+                  f"{stats.format_ci(group['over_seeds'][name])} over members {group['members']}")
     if args.out:
         args.out.write_text(json.dumps(to_json(report), indent=2) + "\n")
         print(f"scores written to {args.out}")

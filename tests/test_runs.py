@@ -70,6 +70,14 @@ def test_evaluate_on_a_run_s_samples_reproduces_its_final_numbers(toy_run, tmp_p
     for mine, theirs in zip(scores["members"], final):
         for name, value in mine.items():
             assert value == pytest.approx(theirs[f"eval_{name}"], rel=1e-5, abs=1e-7), name
+    # two learning rates: each setting's interval, as summary.json's, never one over both
+    groups = json.loads((toy_run / "summary.json").read_text())["by_setting"]
+    assert scores["over_members"] == {} and [g["members"] for g in scores["by_setting"]] == [[0, 1], [2, 3]]
+    for mine, theirs in zip(scores["by_setting"], groups):
+        assert mine["setting"] == theirs["setting"] and mine["members"] == theirs["members"]
+        for name, interval in mine["over_seeds"].items():
+            assert interval == pytest.approx(theirs["over_seeds"][f"eval_{name}"], rel=1e-5, abs=1e-7), name
+    assert "lr 0.001: mean" in ran.stdout and "lr 0.003: mean" in ran.stdout
 
 
 @needs_mnist

@@ -72,6 +72,23 @@ def settings(config: dict, summary: dict) -> list[dict]:
              "members": [i for i, h in enumerate(hparams) if tuple(h[k] for k in varying) == key]} for key in keys]
 
 
+def scores_by_setting(samples_file: str | pathlib.Path, scores: dict[str, np.ndarray]) -> list[dict] | None:
+    """Scores of a run's samples.npz (its config.json and summary.json beside it) whose members trained at
+    several settings: per setting, {"setting", "members", "over_seeds": {metric: mean +- 95% CI}}, so that no
+    interval pools two settings; None for any other file, or a run of one setting."""
+    path = pathlib.Path(samples_file)
+    config_file, summary_file = path.parent / "config.json", path.parent / "summary.json"
+    if path.name != "samples.npz" or not config_file.is_file() or not summary_file.is_file():
+        return None
+    config, summary = json.loads(config_file.read_text()), json.loads(summary_file.read_text())
+    groups = settings(config, summary)
+    if len(groups) < 2 or any(len(v) != len(config["seeds"]) for v in scores.values()):
+        return None
+    return [{"setting": g["setting"], "members": g["members"],
+             "over_seeds": {k: stats.mean_ci95(np.asarray(v)[g["members"]]) for k, v in scores.items()}}
+            for g in groups]
+
+
 def direction(run_dirs, metric: str, mode: str | None) -> str:
     """"max" or "min": given, as the runs' config.json recorded it, or as the metric is declared."""
     if mode:
