@@ -13,6 +13,7 @@ import gan_jax as gj
 from conftest import SHARED_MNIST, needs_mnist, run_main
 from gan_jax.data import mnist
 from gan_jax.metrics import mnist as mnist_eval
+from gan_jax.reporting.compare import ALPHA, p_text
 from gan_jax.tasks import toy
 
 
@@ -139,3 +140,9 @@ def test_a_custom_run_loads_only_with_its_own_pieces(tmp_path):
     other = dataclasses.replace(gan, loss=gj.losses.LOSSES["hinge"])
     with pytest.raises(gj.ConfigError, match="its loss is hinge"):
         gj.load(tmp_path / "ring", gan=other)
+
+
+def test_compare_prints_p_on_its_side_of_the_threshold():
+    assert ALPHA == 0.05
+    assert [p_text(p) for p in (0.04998, 0.05, 0.0512, 0.123456, 1e-7, float("nan"))] == \
+        ["0.04998", "0.05", "0.0512", "0.123", "1e-07", "nan"]

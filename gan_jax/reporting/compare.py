@@ -89,6 +89,15 @@ def scores_by_setting(samples_file: str | pathlib.Path, scores: dict[str, np.nda
             for g in groups]
 
 
+def p_text(p: float) -> str:
+    """p to 3 significant digits, or as many more as it takes to stay on its side of ALPHA (0.04998, not 0.05)."""
+    for digits in range(3, 10):
+        text = f"{p:.{digits}g}"
+        if (float(text) < ALPHA) == (p < ALPHA):
+            return text
+    return repr(p)
+
+
 def direction(run_dirs, metric: str, mode: str | None) -> str:
     """"max" or "min": given, as the runs' config.json recorded it, or as the metric is declared."""
     if mode:
@@ -126,7 +135,7 @@ def markdown(rows: list[dict], metric: str, mode: str) -> str:
     for r in rows:
         setting = ", ".join(f"{k}={v:.3g}" for k, v in r["setting"].items()) or "-"
         vs = "best" if r["best"] else f"{r['difference']:+.4g}"
-        p = "" if r["best"] else f"{r['p']:.3g}"
+        p = "" if r["best"] else p_text(r["p"])
         lines.append(f"| {r['run']} | {r['step']} | {setting} | {r['n']} | {stats.format_ci(r).split(' (')[0]} | {vs} | {p} | "
                      f"{'' if r['best'] else 'yes' if r['resolved'] else 'no'} |")
     return "\n".join(lines) + "\n"
