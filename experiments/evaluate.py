@@ -24,7 +24,7 @@ from gan_jax.reporting import compare, plotting
 def parse(argv):
     task = commands.task_from(argv, "evaluate")
     preset = presets.get(cli.preset_from(argv, list(task.presets), task.presets[0]))
-    parser = cli.OneLineParser(prog="python -m experiments.evaluate", description=__doc__.split("\n")[0],
+    parser = cli.OneLineParser(prog="python -m experiments.evaluate", description=__doc__.split("\n\n")[0].replace("\n", " "),
                                formatter_class=cli.DefaultsFormatter)
     parser.add_argument("file", type=pathlib.Path, help="samples: .npz (a run's samples.npz, or one array) or .npy")
     parser.add_argument("--task", default=commands.DEFAULT_TASK, help="the task whose metrics to use")
@@ -55,7 +55,7 @@ def main(argv=None):
                                                                      for i in range(len(samples))],
               "over_members": {} if by_setting else {k: stats.mean_ci95(v) for k, v in scores.items()},
               **({"by_setting": by_setting} if by_setting else {}),
-              "real_reference": scorer.ceiling, "provenance": scorer.provenance}
+              "real_reference": scorer.ceiling, "provenance": runs.with_sample_count(scorer.provenance, samples)}
     ceiling = scorer.ceiling or {}
     for name, values in scores.items():
         real = f"   (real data: {ceiling[name]:.4g})" if name in ceiling else ""

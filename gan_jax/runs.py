@@ -259,7 +259,10 @@ def read_samples(path: str | pathlib.Path, image_shape, value_range: str | None 
     if image_shape is not None:
         size = int(np.prod(image_shape))
         if int(np.prod(samples.shape[2:])) != size:
-            raise ConfigError(f"`file`: samples of shape {samples.shape[2:]} are not {tuple(image_shape)} images")
+            raise ConfigError(f"`file`: samples of shape {samples.shape[2:]} are not {tuple(image_shape)} images"
+                              + ("" if ours else "; a .npy or one-array .npz holds one member's samples, [n, h, w, c] "
+                                 "or [n, h*w*c]; several members' go in an .npz as `samples` [members, n, ...] with "
+                                 "`member` [members], as a run's samples.npz"))
         found = detect_range(samples)
         used = value_range or found
         said += f", values read as {RANGES[used]}" + ("" if value_range else " (detected; --range to override)")
@@ -271,8 +274,17 @@ def read_samples(path: str | pathlib.Path, image_shape, value_range: str | None 
     return samples, arrays.get("labels"), said
 
 
+def with_sample_count(provenance: dict, samples: np.ndarray) -> dict:
+    """A scorer's provenance with the number of samples each member was actually scored on (`samples`
+    [members, n, ...]), which a file may hold more or fewer of than the run's evaluation."""
+    return {**provenance, "samples": int(samples.shape[1])} if "samples" in provenance else provenance
+
+
 def score(scorer, samples: np.ndarray, labels=None) -> dict[str, np.ndarray]:
     """{metric: [members]} of encoded samples [members, n, ...] by a task's scorer, member by member."""
+    if samples.shape[1] < scorer.min_samples:
+        raise ConfigError(f"`file`: {samples.shape[1]} samples per member, and this task's metrics need at least "
+                          f"{scorer.min_samples}; draw more (experiments.sample --n {scorer.min_samples} or more)")
     if scorer.prepare is not None:
         scorer.prepare(samples.shape[1])
     fn = jax.jit(scorer.fn)

@@ -287,8 +287,14 @@ def test_a_report_of_a_script_s_sweep_has_a_row_per_setting_and_refuses_a_group_
     r1 = gj.presets.get("r1")
     result = gj.run(gj.GAN.from_config(r1.config.replace(batch_size=32)), gj.grid(range(2), r1.hparams, lr=[1e-3, 1e-4]),
                     tmp_path / "run", gj.RunOptions(10, progress=False))
-    with pytest.raises(ConfigError, match=r"^`results`: a group is a dict .* not 'all'; pass \[\(\{\}, result\)\]"):
-        report.write(tmp_path / "bad", [("all", result)], varied=["lr"])
+    for results, varied, said in [([("all", result)], ["lr"], r"^`results`: a group is a dict .* not a str; pass"),
+                                  ([(result, {})], ["lr"], r"not a Result; pass \[\(\{\}, result\)\] for one run"),
+                                  (result, ["lr"], r"^`results`: a list of \(group, result\) pairs, not a Result"),
+                                  ([({}, result)], "lr", r"^`varied`: a list of hyperparameter names"),
+                                  ([({}, result)], ["learning_rate"], r"^`varied`: .*; got \['learning_rate'\]$")]:
+        with pytest.raises(ConfigError, match=said) as e:
+            report.write(tmp_path / "bad", results, varied=varied)
+        assert len(str(e.value)) < 400  # one line, not the Result's arrays
     assert not (tmp_path / "bad").exists()  # refused before anything is written
     text = report.write(tmp_path / "good", [({}, result)], varied=["lr"]).read_text()
     rows = [line.split(" | ")[:2] for line in text.splitlines() if line.startswith("| lr_g=")]

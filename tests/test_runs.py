@@ -60,6 +60,18 @@ def test_sample_writes_a_member_s_samples_without_training(toy_run, tmp_path):
     final = json.loads((toy_run / "summary.json").read_text())["members"][2]
     assert json.loads((tmp_path / "m2.json").read_text())["members"][0]["kid"] == pytest.approx(final["eval_kid"],
                                                                                                rel=1e-5)
+    for n in (1200, 300):  # more than the run's evaluation scored is fine; fewer than KID's 1,000 cannot be scored
+        assert run_main("experiments.sample", toy_run, "--member", "2", "--n", n, "--out", tmp_path / f"{n}.npz"
+                        ).returncode == 0
+    assert run_main("experiments.evaluate", tmp_path / "1200.npz", "--task", "toy", "--out", tmp_path / "1200.json"
+                    ).returncode == 0
+    assert json.loads((tmp_path / "1200.json").read_text())["provenance"]["samples"] == 1200  # what was scored
+    few = run_main("experiments.evaluate", tmp_path / "300.npz", "--task", "toy")
+    assert few.returncode == 2 and "300 samples per member, and this task's metrics need at least 1000" in few.stderr
+    stacked = np.load(toy_run / "samples.npz")["samples"]  # [4 members, n, 2] as one bare array: one member's?
+    np.save(tmp_path / "stacked.npy", stacked)
+    wrong = run_main("experiments.evaluate", tmp_path / "stacked.npy", "--task", "toy")
+    assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
 
 
 def test_evaluate_on_a_run_s_samples_reproduces_its_final_numbers(toy_run, tmp_path):

@@ -322,12 +322,16 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     summary = summarize(log, times.summary(), sweep, step, np.asarray(sweep.gather(state.diverged_at)),
                         initial_hparams=hparams)
     summary["layout"] = {**sweep.layout.to_json(), "probe_s": round(sweep.probe_s, 2)}
+    if log.eval_steps:
+        summary["evaluated_at"] = log.eval_steps[-1]  # the step the members' eval_ values are from
     if preempted:
         summary["preempted"] = {"signal": preempted, "step": step, "checkpointed": bool(checkpoints)}
         if primary:  # a script's run returns, so say on stderr why it ended early (the CLI adds its command)
             print(f"gan_jax: {out}: stopped by {preempted} at step {step} of {options.steps}"
                   + (", checkpointed: the same run with RunOptions(resume=True) goes on" if checkpoints else
-                     " without a checkpoint (RunOptions.checkpoint_every was 0): rerun it"), file=sys.stderr)
+                     " without a checkpoint (RunOptions.checkpoint_every was 0): rerun it")
+                  + (f"; its last evaluation was at step {log.eval_steps[-1]}" if log.eval_steps else ""),
+                  file=sys.stderr)
     writer.write_json("summary.json", summary)
     log.close()
     steps, history, quantiles = log.history()

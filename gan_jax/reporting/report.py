@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pathlib
+from typing import Sequence
 
 import numpy as np
 
@@ -32,6 +33,21 @@ def setting_rows(group: dict, result, varied: list[str]) -> list[dict]:
                      "seeds": len(members), "diverged": sum(m["diverged_at"] is not None for m in members),
                      "metrics": {k: stats.mean_ci95([m[k] for m in members]) for k in metrics}})
     return rows
+
+
+def _check(results, varied) -> None:
+    """One line for arguments that cannot make a report, before anything is written."""
+    if not isinstance(results, (list, tuple)) or not all(isinstance(r, tuple) and len(r) == 2 for r in results):
+        raise ConfigError(f"`results`: a list of (group, result) pairs, not a {type(results).__name__}; pass "
+                          "[({}, result)] for one run")
+    for group, _ in results:
+        if not isinstance(group, dict):
+            raise ConfigError(f"`results`: a group is a dict of the static settings its run differs by, not a "
+                              f"{type(group).__name__}; pass [({{}}, result)] for one run, or "
+                              "[({'loss': 'hinge'}, result), ...]")
+    known = set(HParams.specs()) | set(ALIASES)
+    if isinstance(varied, str) or any(v not in known for v in varied):
+        raise ConfigError(f"`varied`: a list of hyperparameter names, each one of {sorted(known)}; got {varied!r}")
 
 
 def _label(row: dict) -> str:
@@ -106,14 +122,14 @@ def metric_vs_hparam(rows: list[dict], path: pathlib.Path) -> pathlib.Path | Non
     return path
 
 
-def write(out: pathlib.Path, results: list[tuple[dict, object]], varied: list[str],
+def write(out: pathlib.Path, results: list[tuple[dict, object]], varied: Sequence[str] = (),
           reference: dict | None = None) -> pathlib.Path:
-    """Write report.md and the figures for the groups' results; returns report.md's path. Each group is a
-    dict of the static settings its run differs by ({} for a single run)."""
-    for group, _ in results:
-        if not isinstance(group, dict):
-            raise ConfigError(f"`results`: a group is a dict of the static settings its run differs by, not "
-                              f"{group!r}; pass [({{}}, result)] for one run, or [({{'loss': 'hinge'}}, result), ...]")
+    """Write `out`/report.md (a row per setting: its seeds' final metrics, mean +- 95% CI) and
+    `out`/figures/{losses_by_setting,metrics_vs_hparams}.png for `results`, [(group, Result), ...]: each group
+    a dict of the static settings its run differs by ({} for a single run). Settings are the traced
+    hyperparameters that differ between a run's members; `varied` (hyperparameter names or aliases, e.g.
+    ["lr"]) adds columns for swept ones that happen to be equal. Returns report.md's path."""
+    _check(results, varied)
     rows = [row for group, result in results for row in setting_rows(group, result, varied)]
     figures = pathlib.Path(out) / "figures"
     figures.mkdir(parents=True, exist_ok=True)

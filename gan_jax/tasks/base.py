@@ -52,6 +52,7 @@ class Scorer:
     note: str | None = None
     prepare: Callable[[int], Any] | None = None  # called with a sample count before `fn` is traced for it
     # (real-data statistics that depend on the count are computed on the host, outside any trace)
+    min_samples: int = 1  # per member: fewer cannot be scored (a metric on the first N samples needs N)
 
 
 def curve_figures(result: experiment.Result) -> None:

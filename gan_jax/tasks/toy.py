@@ -60,7 +60,8 @@ def _scorer(dataset_name: str) -> base.Scorer:
     metric_fn = toy_eval.evaluation_fn(dataset, dataset.sample(jax.random.fold_in(key, 0), EVAL_SAMPLES))
     ceiling = jax.jit(metric_fn)(dataset.sample(jax.random.fold_in(key, 2), EVAL_SAMPLES))
     return base.Scorer(lambda samples, labels=None: metric_fn(samples), toy_eval.METRICS,
-                       {k: float(v) for k, v in ceiling.items()}, toy_eval.provenance(dataset, EVAL_SAMPLES))
+                       {k: float(v) for k, v in ceiling.items()}, toy_eval.provenance(dataset, EVAL_SAMPLES),
+                       min_samples=toy_eval.FEATURE_SAMPLES)
 
 
 class Snapshots:
