@@ -49,6 +49,8 @@ def main(argv=None):
         dim = data_registry.dimension(cfg.data) if cfg.data in data_registry.DATASETS else None
         samples, labels, said = runs.read_samples(args.file, cfg.image_shape, args.range, dim)
         print(said)
+        if scorer.note:  # e.g. features from a network with random weights: said, as a run says it
+            print(scorer.note)
         scores = runs.score(scorer, samples, labels)
     by_setting = compare.scores_by_setting(args.file, scores)  # a sweep's samples.npz: never pooled
     report = {"file": str(args.file), "task": task.name, "members": [{k: float(v[i]) for k, v in scores.items()}

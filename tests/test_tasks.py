@@ -59,6 +59,12 @@ def test_a_png_folder_of_32x32x3_images_trains_a_dcgan_and_an_npz_of_them_is_the
     assert run["real_reference"]["frechet_distance"] < run["over_seeds"]["eval_frechet_distance"]["mean"]
     samples = np.load(tmp_path / "run" / "samples.npz")["samples"]
     assert samples.shape == (2, 12, 32 * 32 * 3) and samples.dtype == np.uint8  # one per reference image
+    scored = run_main("experiments.evaluate", tmp_path / "run" / "samples.npz", "--task", "images", "--data",
+                      image_files / "pngs", "--out", tmp_path / "scores.json")
+    assert scored.returncode == 0, scored.stderr
+    assert "randomly initialised network" in scored.stdout  # said, as the run said it
+    for mine, theirs in zip(json.loads((tmp_path / "scores.json").read_text())["members"], run["members"]):
+        assert mine["frechet_distance"] == pytest.approx(theirs["eval_frechet_distance"], rel=1e-4)
 
 
 def test_a_trained_classifier_beside_the_data_is_used(image_files, tmp_path):
