@@ -47,8 +47,11 @@ def main(argv=None):
         if scorer is None:
             parser.error(f"--task {task.name} has no evaluation for this data (is --no-eval given?)")
         dim = data_registry.dimension(cfg.data) if cfg.data in data_registry.DATASETS else None
+        origin = runs.samples_origin(args.file, task.name)
         samples, labels, said = runs.read_samples(args.file, cfg.image_shape, args.range, dim)
         print(said)
+        if origin:
+            print(origin)
         if scorer.note:  # e.g. features from a network with random weights: said, as a run says it
             print(scorer.note)
         scores = runs.score(scorer, samples, labels)

@@ -13,7 +13,7 @@ import scipy.stats
 
 from conftest import run_main
 import gan_jax as gj
-from gan_jax import tasks
+from gan_jax import runs, tasks
 from gan_jax.components.optim import default_hparams
 from gan_jax.core import loop, updates
 from gan_jax.core.config import Config, HParams
@@ -290,12 +290,40 @@ def test_a_report_of_a_script_s_sweep_has_a_row_per_setting_and_refuses_a_group_
     for results, varied, said in [([("all", result)], ["lr"], r"^`results`: a group is a dict .* not a str; pass"),
                                   ([(result, {})], ["lr"], r"not a Result; pass \[\(\{\}, result\)\] for one run"),
                                   (result, ["lr"], r"^`results`: a list of \(group, result\) pairs, not a Result"),
-                                  ([({}, result)], "lr", r"^`varied`: a list of hyperparameter names"),
+                                  ([result], ["lr"], r"pairs, but item 0 is a Result; pass \[\(\{\}, result\)\]"),
+                                  ([({}, result)], "lr", r"^`varied`: .* e\.g\. \['lr'\], not the str 'lr'$"),
                                   ([({}, result)], ["learning_rate"], r"^`varied`: .*; got \['learning_rate'\]$")]:
         with pytest.raises(ConfigError, match=said) as e:
             report.write(tmp_path / "bad", results, varied=varied)
         assert len(str(e.value)) < 400  # one line, not the Result's arrays
     assert not (tmp_path / "bad").exists()  # refused before anything is written
+    refused = run_main("experiments.evaluate", tmp_path / "run" / "samples.npz", "--task", "toy")  # G's own units
+    assert refused.returncode == 2 and "from a run without a task (a script's gj.run)" in refused.stderr
     text = report.write(tmp_path / "good", [({}, result)], varied=["lr"]).read_text()
     rows = [line.split(" | ")[:2] for line in text.splitlines() if line.startswith("| lr_g=")]
     assert rows == [["| lr_g=0.001, lr_d=0.001", "2"], ["| lr_g=0.0001, lr_d=0.0001", "2"]]  # "lr" sets both
+
+
+def test_evaluate_says_when_a_run_s_samples_are_from_after_its_last_evaluation(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"task": "toy", "config": {}}))
+    (tmp_path / "summary.json").write_text(json.dumps({"evaluated_at": 0}))
+    np.savez(tmp_path / "samples.npz", samples=np.zeros((1, 3, 2)), member=np.arange(1), step=np.asarray(1000))
+    assert runs.samples_origin(tmp_path / "samples.npz", "toy") == (
+        "samples.npz holds the samples at step 1000, and summary.json's evaluations are from step 0 (the run "
+        "stopped between evaluations): these scores are step 1000's")
+    (tmp_path / "summary.json").write_text(json.dumps({"evaluated_at": 1000}))
+    assert runs.samples_origin(tmp_path / "samples.npz", "toy") is None
+
+
+def test_the_console_says_when_a_stopped_run_s_metrics_are_from_an_earlier_evaluation():
+    summary = {"seed_steps_per_s": 10.0, "n_members": 2, "steps": 1000, "devices": 1, "compile_s": 1.0, "wall_s": 2.0,
+               "preempted": {"signal": "SIGTERM", "step": 1000, "checkpointed": True}, "evaluated_at": 0, "diverged": [],
+               "over_seeds": {"eval_kid": {"mean": 0.5, "ci95": 0.1, "n": 2}}}
+    result = types.SimpleNamespace(summary=summary, run=types.SimpleNamespace(path="runs/x"))
+    said = "the metrics below are from the last evaluation, at step 0, not the stop's step 1000"
+    assert said in base.Task.summary_lines(toy.TASK, result)[1]  # the lines every task's console starts from
+    summary["members"] = [{"seed": 0, "d_loss": 1.0, "g_loss": 1.0, "d_real": 0.5, "d_fake": 0.5, "eval_kid": 0.5}]
+    assert said in toy.TASK.summary_lines(result)[1]  # the toy's own lines: before its seeds' numbers, once
+    assert sum(said in line for line in toy.TASK.summary_lines(result)) == 1
+    summary["evaluated_at"] = 1000  # evaluated where it stopped: nothing to say
+    assert not any("last evaluation" in line for line in base.Task.summary_lines(toy.TASK, result))

@@ -94,10 +94,10 @@ def test_sigterm_finishes_the_chunk_checkpoints_and_resume_equals_uninterrupted(
     assert f"stopped by SIGTERM at step {stopped['step']} (checkpointed); resume with: python -m " \
            "experiments.toy_quadratic" in stdout and stdout.rstrip().endswith("--resume")
     # what a script's gj.run says before it returns (the line above is the CLI's)
-    assert f"gan_jax: {out}: stopped by SIGTERM at step {stopped['step']} of 200, checkpointed: the same run with " \
-           "RunOptions(resume=True) goes on" in stderr
+    assert f"gan_jax: {out}: stopped by SIGTERM at step {stopped['step']} of 200, checkpointed; " in stderr
     evaluated_at = json.loads((out / "summary.json").read_text())["evaluated_at"]  # the members' eval_ values' step
     assert evaluated_at <= stopped["step"] and f"its last evaluation was at step {evaluated_at}" in stderr
+    assert int(np.load(out / "samples.npz")["step"]) == stopped["step"]  # the samples at the stop
     toy(out, "--steps", "200", "--resume")
     toy(tmp_path / "whole", "--steps", "200")
     assert read_metrics(out / "metrics.jsonl") == read_metrics(tmp_path / "whole" / "metrics.jsonl")

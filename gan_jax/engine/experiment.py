@@ -327,9 +327,8 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
     if preempted:
         summary["preempted"] = {"signal": preempted, "step": step, "checkpointed": bool(checkpoints)}
         if primary:  # a script's run returns, so say on stderr why it ended early (the CLI adds its command)
-            print(f"gan_jax: {out}: stopped by {preempted} at step {step} of {options.steps}"
-                  + (", checkpointed: the same run with RunOptions(resume=True) goes on" if checkpoints else
-                     " without a checkpoint (RunOptions.checkpoint_every was 0): rerun it")
+            print(f"gan_jax: {out}: stopped by {preempted} at step {step} of {options.steps}, "
+                  + ("checkpointed" if checkpoints else "without a checkpoint (checkpoint_every was 0)")
                   + (f"; its last evaluation was at step {log.eval_steps[-1]}" if log.eval_steps else ""),
                   file=sys.stderr)
     writer.write_json("summary.json", summary)
@@ -376,7 +375,7 @@ SAMPLE_SLICE = 2_000
 def write_samples(result: Result, z: jax.Array, labels: jax.Array | None = None,
                   encode: Callable[[np.ndarray], np.ndarray] = np.asarray) -> pathlib.Path:
     """`samples.npz` in the run directory: every member's final samples G(z) from its generator average
-    (`samples` [members, n, ...], stored as `encode` makes them), with `member`, `seed` and, for a
+    (`samples` [members, n, ...], stored as `encode` makes them), with `member`, `seed`, `step` and, for a
     conditional GAN, the `labels` asked for, and the latents `z`; so anyone can recompute a metric with their
     own code, and `gan_jax.load(...).generate` draws the same samples again. Generated
     in slices of at most SAMPLE_SLICE samples. A collective in a multi-host run: call it on every process."""
@@ -385,11 +384,12 @@ def write_samples(result: Result, z: jax.Array, labels: jax.Array | None = None,
     samples = np.concatenate([encode(np.asarray(result.sweep.gather(result.sweep.generate(
         result.state, z[i:i + size], None if labels is None else labels[i:i + size])))) for i in range(0, n, size)],
         axis=1)
-    path = result.run.path / "samples.npz"
+    step = int(np.asarray(result.sweep.gather(result.state.step))[0])  # the run's end, or where it stopped
+    path = result.run.path / "samples.npz"  # (gather is a collective: every process, before the primary writes)
     if result.run.primary:
         extra = {} if labels is None else {"labels": np.asarray(labels)}
         np.savez_compressed(path, samples=samples, member=np.arange(len(result.seeds)), seed=np.asarray(result.seeds),
-                            z=np.asarray(z), **extra)
+                            z=np.asarray(z), step=np.asarray(step), **extra)
     return path
 
 

@@ -37,16 +37,22 @@ def setting_rows(group: dict, result, varied: list[str]) -> list[dict]:
 
 def _check(results, varied) -> None:
     """One line for arguments that cannot make a report, before anything is written."""
-    if not isinstance(results, (list, tuple)) or not all(isinstance(r, tuple) and len(r) == 2 for r in results):
+    if not isinstance(results, list):
         raise ConfigError(f"`results`: a list of (group, result) pairs, not a {type(results).__name__}; pass "
                           "[({}, result)] for one run")
+    for i, pair in enumerate(results):
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise ConfigError(f"`results`: a list of (group, result) pairs, but item {i} is a {type(pair).__name__}; "
+                              "pass [({}, result)] for one run")
     for group, _ in results:
         if not isinstance(group, dict):
             raise ConfigError(f"`results`: a group is a dict of the static settings its run differs by, not a "
                               f"{type(group).__name__}; pass [({{}}, result)] for one run, or "
                               "[({'loss': 'hinge'}, result), ...]")
     known = set(HParams.specs()) | set(ALIASES)
-    if isinstance(varied, str) or any(v not in known for v in varied):
+    if isinstance(varied, str):
+        raise ConfigError(f"`varied`: a list of hyperparameter names, e.g. [{varied!r}], not the str {varied!r}")
+    if any(v not in known for v in varied):
         raise ConfigError(f"`varied`: a list of hyperparameter names, each one of {sorted(known)}; got {varied!r}")
 
 

@@ -55,6 +55,15 @@ class Scorer:
     min_samples: int = 1  # per member: fewer cannot be scored (a metric on the first N samples needs N)
 
 
+def evaluated_note(summary: dict) -> list[str]:
+    """A line for the console when a stopped run's metrics are from an evaluation before the stop, else none."""
+    stopped, evaluated_at = summary.get("preempted"), summary.get("evaluated_at")
+    if stopped and evaluated_at is not None and evaluated_at != stopped["step"]:
+        return [f"  the metrics below are from the last evaluation, at step {evaluated_at}, not the stop's step "
+                f"{stopped['step']}"]
+    return []
+
+
 def curve_figures(result: experiment.Result) -> None:
     """Every task's curves: D's and G's losses, and each evaluation metric against step, one mean and 95%
     band per setting (figures say what they average)."""
@@ -135,7 +144,7 @@ class Task:
 
     def summary_lines(self, result: experiment.Result) -> list[str]:
         """What the console shows at the end: speed, metrics over seeds beside the real-data ceiling."""
-        lines = [experiment.throughput_line(result.summary)]
+        lines = [experiment.throughput_line(result.summary), *evaluated_note(result.summary)]
         ceiling = result.summary.get("real_reference") or {}
         groups = result.summary.get("by_setting") or [{"setting": {}, "seeds": [],
                                                         "over_seeds": result.summary["over_seeds"]}]

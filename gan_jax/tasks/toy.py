@@ -167,12 +167,12 @@ class ToyTask(base.Task):
     def summary_lines(self, result) -> list[str]:
         """Speed, each seed's final losses and metrics, metrics over seeds beside the real data's."""
         s = result.summary
-        lines = [experiment.throughput_line(s)]
+        lines = [experiment.throughput_line(s), *base.evaluated_note(s)]
         for m in s["members"]:
             evals = "  ".join(f"{k[5:]} {v:.4g}" for k, v in m.items() if k.startswith("eval_"))
             lines.append(f"  seed {m['seed']}: d_loss {m['d_loss']:.3f}  g_loss {m['g_loss']:.3f}  "
                          f"D(real) {m['d_real']:.3f}  D(fake) {m['d_fake']:.3f}  {evals}")
-        return lines + super().summary_lines(result)[1:]
+        return lines + super().summary_lines(result)[1 + len(base.evaluated_note(s)):]
 
 
 TASK = ToyTask()
