@@ -47,7 +47,8 @@ def main(argv=None):
         if scorer is None:
             parser.error(f"--task {task.name} has no evaluation for this data (is --no-eval given?)")
         dim = data_registry.dimension(cfg.data) if cfg.data in data_registry.DATASETS else None
-        origin = runs.samples_origin(args.file, task.name)
+        run = runs.samples_run(args.file)  # a run's samples.npz: its config.json and summary.json
+        origin = runs.samples_origin(args.file, run, task.name) if run else None
         samples, labels, said = runs.read_samples(args.file, cfg.image_shape, args.range, dim)
         print(said)
         if origin:
@@ -55,7 +56,7 @@ def main(argv=None):
         if scorer.note:  # e.g. features from a network with random weights: said, as a run says it
             print(scorer.note)
         scores = runs.score(scorer, samples, labels)
-    by_setting = compare.scores_by_setting(args.file, scores)  # a sweep's samples.npz: never pooled
+    by_setting = compare.scores_by_setting(*run, scores) if run else None  # a sweep's samples.npz: never pooled
     report = {"file": str(args.file), "task": task.name, "members": [{k: float(v[i]) for k, v in scores.items()}
                                                                      for i in range(len(samples))],
               "over_members": {} if by_setting else {k: stats.mean_ci95(v) for k, v in scores.items()},

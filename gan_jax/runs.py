@@ -274,25 +274,30 @@ def read_samples(path: str | pathlib.Path, image_shape, value_range: str | None 
     return samples, arrays.get("labels"), said
 
 
-def samples_origin(path: str | pathlib.Path, task: str) -> str | None:
-    """For a run's samples.npz (its config.json beside it): refuses samples a task would misread (a script's
-    run without a task stores flat data as G draws it, not in the task's units), and returns a line when the
-    samples are not from the step summary.json's evaluations are (a run stopped between evaluations)."""
+def samples_run(path: str | pathlib.Path) -> tuple[dict, dict] | None:
+    """(config.json, summary.json or {}) of the run whose samples.npz `path` is; None for any other file."""
     path = pathlib.Path(path)
     config_file, summary_file = path.parent / "config.json", path.parent / "summary.json"
     if path.name != "samples.npz" or not config_file.is_file():
         return None
-    config = json.loads(config_file.read_text())
+    return json.loads(config_file.read_text()), json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+
+
+def samples_origin(path: str | pathlib.Path, run: tuple[dict, dict], task: str) -> str | None:
+    """For a run's samples.npz and its records (`samples_run`): refuses samples a task would misread (a
+    script's run without a task stores flat data as G draws it, not in the task's units), and returns a line
+    when the samples are not from the step summary.json's evaluations are (a run stopped between evaluations)."""
+    config, summary = run
     if "task" not in config and not config["config"].get("image_shape"):
         raise ConfigError(f"`file`: {path} is from a run without a task (a script's gj.run): its samples are G's "
                           f"outputs as G draws them, not the {task} task's data units; score them with your own "
                           "function, or train with the task (Task.train_and_evaluate)")
-    evaluated_at = json.loads(summary_file.read_text()).get("evaluated_at") if summary_file.is_file() else None
+    evaluated_at = summary.get("evaluated_at")
     with np.load(path) as stored:
         step = int(stored["step"]) if "step" in stored.files else None
     if None not in (step, evaluated_at) and step != evaluated_at:
-        return (f"{path.name} holds the samples at step {step}, and summary.json's evaluations are from step "
-                f"{evaluated_at} (the run stopped between evaluations): these scores are step {step}'s")
+        return (f"{pathlib.Path(path).name} holds the samples at step {step}, and summary.json's evaluations are "
+                f"from step {evaluated_at} (the run stopped between evaluations): these scores are step {step}'s")
     return None
 
 

@@ -308,11 +308,11 @@ def test_evaluate_says_when_a_run_s_samples_are_from_after_its_last_evaluation(t
     (tmp_path / "config.json").write_text(json.dumps({"task": "toy", "config": {}}))
     (tmp_path / "summary.json").write_text(json.dumps({"evaluated_at": 0}))
     np.savez(tmp_path / "samples.npz", samples=np.zeros((1, 3, 2)), member=np.arange(1), step=np.asarray(1000))
-    assert runs.samples_origin(tmp_path / "samples.npz", "toy") == (
+    assert runs.samples_origin(tmp_path / "samples.npz", runs.samples_run(tmp_path / "samples.npz"), "toy") == (
         "samples.npz holds the samples at step 1000, and summary.json's evaluations are from step 0 (the run "
         "stopped between evaluations): these scores are step 1000's")
     (tmp_path / "summary.json").write_text(json.dumps({"evaluated_at": 1000}))
-    assert runs.samples_origin(tmp_path / "samples.npz", "toy") is None
+    assert runs.samples_origin(tmp_path / "samples.npz", runs.samples_run(tmp_path / "samples.npz"), "toy") is None
 
 
 def test_the_console_says_when_a_stopped_run_s_metrics_are_from_an_earlier_evaluation():

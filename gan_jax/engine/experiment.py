@@ -329,7 +329,7 @@ def run(gan: GAN, members: Sequence[Member], out: str | pathlib.Path, options: R
         if primary:  # a script's run returns, so say on stderr why it ended early (the CLI adds its command)
             print(f"gan_jax: {out}: stopped by {preempted} at step {step} of {options.steps}, "
                   + ("checkpointed" if checkpoints else "without a checkpoint (checkpoint_every was 0)")
-                  + (f"; its last evaluation was at step {log.eval_steps[-1]}" if log.eval_steps else ""),
+                  + (f"; its last evaluation was at step {summary['evaluated_at']}" if log.eval_steps else ""),
                   file=sys.stderr)
     writer.write_json("summary.json", summary)
     log.close()

@@ -29,16 +29,20 @@ def check_seeds(seeds: Sequence[int]) -> None:
         raise ConfigError(f"`seeds`: each must be an integer in [0, {MAX_SEED}], got {bad[0]!r}")
 
 
+def traced_names() -> set[str]:
+    """What a grid or a report may name: each traced hyperparameter, and each alias (`lr`)."""
+    return set(HParams.specs()) | set(ALIASES)
+
+
 def grid(seeds: Iterable[int], base: HParams = HParams(), **values: Sequence[float]) -> list[Member]:
     """Every combination of the listed traced values, on top of `base`, for every seed: settings vary
     slowest, seeds fastest (`lr` sets both `lr_g` and `lr_d`). `grid(range(8), hp, lr=[1e-4, 1e-3])` is
     16 members: seeds 0-7 at lr 1e-4, then seeds 0-7 at lr 1e-3."""
     seeds = list(seeds)
     check_seeds(seeds)
-    known = set(HParams.specs()) | set(ALIASES)
     for name in values:
-        if name not in known:
-            raise ConfigError(f"`{name}` is not a traced hyperparameter; choose from {sorted(known)}")
+        if name not in traced_names():
+            raise ConfigError(f"`{name}` is not a traced hyperparameter; choose from {sorted(traced_names())}")
     members = []
     for combination in itertools.product(*values.values()):
         changes = {}

@@ -72,15 +72,10 @@ def settings(config: dict, summary: dict) -> list[dict]:
              "members": [i for i, h in enumerate(hparams) if tuple(h[k] for k in varying) == key]} for key in keys]
 
 
-def scores_by_setting(samples_file: str | pathlib.Path, scores: dict[str, np.ndarray]) -> list[dict] | None:
-    """Scores of a run's samples.npz (its config.json and summary.json beside it) whose members trained at
-    several settings: per setting, {"setting", "members", "over_seeds": {metric: mean +- 95% CI}}, so that no
-    interval pools two settings; None for any other file, or a run of one setting."""
-    path = pathlib.Path(samples_file)
-    config_file, summary_file = path.parent / "config.json", path.parent / "summary.json"
-    if path.name != "samples.npz" or not config_file.is_file() or not summary_file.is_file():
-        return None
-    config, summary = json.loads(config_file.read_text()), json.loads(summary_file.read_text())
+def scores_by_setting(config: dict, summary: dict, scores: dict[str, np.ndarray]) -> list[dict] | None:
+    """Scores of a run's members (its config.json and summary.json) when they trained at several settings: per
+    setting, {"setting", "members", "over_seeds": {metric: mean +- 95% CI}}, so that no interval pools two
+    settings; None for a run of one setting, or scores of other than its members."""
     groups = settings(config, summary)
     if len(groups) < 2 or any(len(v) != len(config["seeds"]) for v in scores.values()):
         return None

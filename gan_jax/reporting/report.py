@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from gan_jax.core.config import HParams
-from gan_jax.engine.members import ALIASES
+from gan_jax.engine.members import ALIASES, traced_names
 from gan_jax.errors import ConfigError
 from gan_jax.metrics import stats
 from gan_jax.reporting.plotting import subplots
@@ -44,16 +44,15 @@ def _check(results, varied) -> None:
         if not (isinstance(pair, tuple) and len(pair) == 2):
             raise ConfigError(f"`results`: a list of (group, result) pairs, but item {i} is a {type(pair).__name__}; "
                               "pass [({}, result)] for one run")
-    for group, _ in results:
-        if not isinstance(group, dict):
+        if not isinstance(pair[0], dict):
             raise ConfigError(f"`results`: a group is a dict of the static settings its run differs by, not a "
-                              f"{type(group).__name__}; pass [({{}}, result)] for one run, or "
+                              f"{type(pair[0]).__name__}; pass [({{}}, result)] for one run, or "
                               "[({'loss': 'hinge'}, result), ...]")
-    known = set(HParams.specs()) | set(ALIASES)
     if isinstance(varied, str):
         raise ConfigError(f"`varied`: a list of hyperparameter names, e.g. [{varied!r}], not the str {varied!r}")
-    if any(v not in known for v in varied):
-        raise ConfigError(f"`varied`: a list of hyperparameter names, each one of {sorted(known)}; got {varied!r}")
+    if any(v not in traced_names() for v in varied):
+        raise ConfigError(f"`varied`: a list of hyperparameter names, each one of {sorted(traced_names())}; "
+                          f"got {varied!r}")
 
 
 def _label(row: dict) -> str:

@@ -166,13 +166,14 @@ class ToyTask(base.Task):
 
     def summary_lines(self, result) -> list[str]:
         """Speed, each seed's final losses and metrics, metrics over seeds beside the real data's."""
-        s = result.summary
-        lines = [experiment.throughput_line(s), *base.evaluated_note(s)]
-        for m in s["members"]:
+        common = super().summary_lines(result)
+        head = 1 + len(base.evaluated_note(result.summary))  # the speed, and which step the metrics are from
+        seeds = []
+        for m in result.summary["members"]:
             evals = "  ".join(f"{k[5:]} {v:.4g}" for k, v in m.items() if k.startswith("eval_"))
-            lines.append(f"  seed {m['seed']}: d_loss {m['d_loss']:.3f}  g_loss {m['g_loss']:.3f}  "
+            seeds.append(f"  seed {m['seed']}: d_loss {m['d_loss']:.3f}  g_loss {m['g_loss']:.3f}  "
                          f"D(real) {m['d_real']:.3f}  D(fake) {m['d_fake']:.3f}  {evals}")
-        return lines + super().summary_lines(result)[1 + len(base.evaluated_note(s)):]
+        return common[:head] + seeds + common[head:]
 
 
 TASK = ToyTask()
