@@ -33,7 +33,8 @@ def parse(argv):
                         help="images' value range: uint8 (0-255), unit ([0, 1]), tanh ([-1, 1]); default: detected")
     parser.add_argument("--out", type=pathlib.Path, default=None, help="also write the scores as JSON here")
     task.add_flags(parser, preset.config)
-    cli.add_static_flags(parser, preset.config)
+    cli.hide_flags(parser, "no_eval", "full")  # the tasks' training flags: nothing is trained here
+    cli.static_defaults(parser, preset.config)  # the model's settings do not change a score
     return task, preset, parser, parser.parse_args(argv)
 
 

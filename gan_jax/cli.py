@@ -189,6 +189,19 @@ def add_static_flags(parser: argparse.ArgumentParser, cfg: Config) -> None:
         parser.add_argument(f"--{flag}", help=help_text, **kwargs)
 
 
+def static_defaults(parser: argparse.ArgumentParser, cfg: Config) -> None:
+    """The static settings' flag values as `cfg` has them, without the flags: for a command that trains
+    nothing (experiments.evaluate), whose task's `configure` may still read them."""
+    parser.set_defaults(**{flag.replace("-", "_"): cfg.get(names[0]) for flag, names in static_flags().items()})
+
+
+def hide_flags(parser: argparse.ArgumentParser, *dests: str) -> None:
+    """Leave the flags of `dests` out of --help: a task's training flags where nothing is trained."""
+    for action in parser._actions:
+        if action.dest in dests:
+            action.help = argparse.SUPPRESS
+
+
 def apply_static_flags(cfg: Config, args: argparse.Namespace) -> Config:
     """`cfg` with every declared setting's flag value (a flag setting several settings sets them all)."""
     settings = Config.settings()
