@@ -229,7 +229,7 @@ def test_dcgan_of_those_widths_draws_images_of_the_shape_and_d_takes_them(shape)
         real = gan.sample_real(k_real, 3)[0]
         return fake, real, gan.discriminate(state.d_params, fake)[0], gan.discriminate(state.d_params, real)[0]
 
-    if shape[0] > 32:  # the 4-layer network: its shapes, without compiling it (test_tasks trains a 32x32x3 one)
+    if shape[0] > 32:  # the 4-layer network: its shapes, without compiling it (the 3-layer 32x32x3 one runs here)
         shapes = jax.eval_shape(draw_and_judge, jax.random.key(0))
         assert shapes[0].shape == shapes[1].shape == (3, int(np.prod(shape))) and shapes[2].shape == (3,)
         return

@@ -1,4 +1,4 @@
-"""Tasks through the generic entry point: your own images (a folder of PNGs of 32x32x3 images trains a DCGAN
+"""Tasks through the generic entry point: your own images (a folder of PNGs of 8x8x3 images trains a DCGAN
 and is scored; the .npz of the same images loads to the same data), a task defined outside the package
 trained and searched by its own metric, one line for bad task input."""
 import json
@@ -15,7 +15,7 @@ SHORT = ["--seeds", "2", "--steps", "10", "--log-every", "10", "--snapshot-every
          "--no-figures", "--batch-size", "16"]
 
 
-def quadrant_images(n_per_class=15, size=32):
+def quadrant_images(n_per_class=15, size=8):
     """Colour images whose class (0-3) is which quadrant is bright, grouped by class."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 40, (4 * n_per_class, size, size, 3)).astype(np.uint8)
@@ -38,27 +38,28 @@ def image_files(tmp_path_factory):
     return root
 
 
-def test_a_png_folder_of_32x32x3_images_trains_a_dcgan_and_an_npz_of_them_is_the_same_data(image_files, tmp_path):
-    """A folder of PNGs trains a DCGAN (its depth follows the shape) and is evaluated; the .npz of the same
+def test_a_png_folder_of_8x8x3_images_trains_a_dcgan_and_an_npz_of_them_is_the_same_data(image_files, tmp_path):
+    """A folder of PNGs trains a DCGAN (its depth follows the shape: one stride-2 layer for 8x8, where the
+    dcgan preset has two) and is evaluated; the .npz of the same
     images loads to the same split, labels and sha256, so it trains and scores the same."""
     from_npz, from_pngs = (images_task.load(image_files / name) for name in ("quadrants.npz", "pngs"))
     np.testing.assert_array_equal(from_npz.train.images, from_pngs.train.images)
     np.testing.assert_array_equal(from_npz.train.labels, from_pngs.train.labels)
     np.testing.assert_array_equal(from_npz.reference, from_pngs.reference)
-    assert from_npz.sha256 == from_pngs.sha256 and from_npz.shape == from_pngs.shape == (32, 32, 3)
+    assert from_npz.sha256 == from_pngs.sha256 and from_npz.shape == from_pngs.shape == (8, 8, 3)
     ran = run_main("experiments.train", "--task", "images", "--data", image_files / "pngs", "--preset", "dcgan", *SHORT,
                    "--out", tmp_path / "run")
     assert ran.returncode == 0, ran.stderr
     assert "randomly initialised network" in ran.stdout and "experiments.train_classifier --data" in ran.stdout
     run = json.loads((tmp_path / "run" / "summary.json").read_text())
     config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
-    assert config["image_shape"] == [32, 32, 3] and config["architecture"] == "dcgan"
-    assert config["generator"]["hidden"] == [128, 64, 32]  # three upsamplings: 4x4 -> 32x32
+    assert config["image_shape"] == [8, 8, 3] and config["architecture"] == "dcgan"
+    assert config["generator"]["hidden"] == [32] and config["discriminator"]["hidden"] == [32]  # 4x4 -> 8x8
     assert {"frechet_distance", "kid", "precision", "recall", "density", "coverage"} <= set(run["real_reference"])
     assert run["provenance"]["features_seed"] == image_metrics.RANDOM_FEATURES_SEED
     assert run["real_reference"]["frechet_distance"] < run["over_seeds"]["eval_frechet_distance"]["mean"]
     samples = np.load(tmp_path / "run" / "samples.npz")["samples"]
-    assert samples.shape == (2, 12, 32 * 32 * 3) and samples.dtype == np.uint8  # one per reference image
+    assert samples.shape == (2, 12, 8 * 8 * 3) and samples.dtype == np.uint8  # one per reference image
     scored = run_main("experiments.evaluate", tmp_path / "run" / "samples.npz", "--task", "images", "--data",
                       image_files / "pngs", "--out", tmp_path / "scores.json")
     assert scored.returncode == 0, scored.stderr
