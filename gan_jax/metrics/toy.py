@@ -78,7 +78,8 @@ def median_of_non_negative(values: jax.Array) -> jax.Array:
             enough = jnp.sum(bits <= mid) > k
             return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
 
-        lo, _ = jax.lax.fori_loop(0, 32, step, (jnp.uint32(0), jnp.uint32(0x7F800000)))  # up to +inf
+        # bounds from the values themselves (so they vary over a shard_map's members, as the loop's results do)
+        lo, _ = jax.lax.fori_loop(0, 32, step, (jnp.min(bits), jnp.max(bits)))
         return jax.lax.bitcast_convert_type(lo, jnp.float32)
 
     low = smallest((n - 1) // 2)
