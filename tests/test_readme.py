@@ -38,20 +38,20 @@ def test_custom_experiment_script_runs_resumes_and_writes_its_run_directory(tmp_
     source = (REPO / "experiments" / "custom_gan.py").read_text()
     assert len(source.splitlines()) < 60 and "gan_jax._" not in source and "._" not in source.replace("__", "")
     out = tmp_path / "spiral"
-    first = run_main("experiments.custom_gan", "--out", out, "--steps", "100")  # ends with a checkpoint
+    first = run_main("experiments.custom_gan", "--out", out, "--steps", "20")  # ends with a checkpoint
     assert first.returncode == 0, first.stderr
-    resumed = run_main("experiments.custom_gan", "--out", out, "--steps", "200", "--resume")
+    resumed = run_main("experiments.custom_gan", "--out", out, "--steps", "40", "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming from the checkpoint at step 100" in resumed.stdout
+    assert "resuming from the checkpoint at step 20" in resumed.stdout
     rows = read_metrics(out / "metrics.jsonl")
     evals = [r for r in rows if "eval_nearest_real" in r]
-    # as an uninterrupted 200-step run: evaluations at 0 and the end (the first run's end-of-run
-    # evaluation at 100 is no snapshot of a 200-step run, so the resumed run drops it)
-    assert sorted({r["step"] for r in evals}) == [0, 200] and len(evals) == 2 * 16
+    # as an uninterrupted 40-step run: evaluations at 0 and the end (the first run's end-of-run
+    # evaluation at 20 is no snapshot of a 40-step run, so the resumed run drops it)
+    assert sorted({r["step"] for r in evals}) == [0, 40] and len(evals) == 2 * 16
     assert {(r["seed"], r["lr_g"]) for r in evals} == {(s, lr) for s in range(8) for lr in (1e-4, 3e-4)}
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["100", "200"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["20", "40"]
     assert {"final_samples.png", "losses_by_setting.png"} <= {p.name for p in (out / "figures").iterdir()}
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["steps"] == 200 and len(summary["members"]) == 16
+    assert summary["steps"] == 40 and len(summary["members"]) == 16
     assert "| lr_g=0.0001, lr_d=0.0001 | 8 | 0 |" in (out / "report.md").read_text()
     assert "nearest_real" in resumed.stdout
