@@ -49,7 +49,7 @@ def main(argv=None):
             parser.error(f"--task {task.name} has no evaluation for this data (is --no-eval given?)")
         dim = data_registry.dimension(cfg.data) if cfg.data in data_registry.DATASETS else None
         run = runs.samples_run(args.file)  # a run's samples.npz: its config.json and summary.json
-        origin = runs.samples_origin(args.file, run, task.name) if run else None
+        origin = runs.samples_origin(args.file, run, task.name, cfg.data) if run else None
         samples, labels, said = runs.read_samples(args.file, cfg.image_shape, args.range, dim)
         print(said)
         if origin:

@@ -257,12 +257,15 @@ def read_samples(path: str | pathlib.Path, image_shape, value_range: str | None 
     samples = samples if ours else samples[None]
     said = f"{path}: {samples.shape[0]} member(s) x {samples.shape[1]} samples"
     if image_shape is not None:
-        size = int(np.prod(image_shape))
-        if int(np.prod(samples.shape[2:])) != size:
+        size, (h, w, c) = int(np.prod(image_shape)), image_shape
+        if samples.shape[2:] == (c, h, w) != (h, w, c):  # channels first, as PyTorch keeps images
+            samples = np.moveaxis(samples, 2, -1)
+            said += ", channels first (moved last)"
+        if samples.shape[2:] not in {(size,), (h, w, c)} | ({(h, w), (1, h, w)} if c == 1 else set()):
             raise ConfigError(f"`file`: samples of shape {samples.shape[2:]} are not {tuple(image_shape)} images"
-                              + ("" if ours else "; a .npy or one-array .npz holds one member's samples, [n, h, w, c] "
-                                 "or [n, h*w*c]; several members' go in an .npz as `samples` [members, n, ...] with "
-                                 "`member` [members], as a run's samples.npz"))
+                              + ("" if ours else "; a .npy or one-array .npz holds one member's samples, [n, h, w, c], "
+                                 "[n, c, h, w] or [n, h*w*c]; several members' go in an .npz as `samples` [members, n, "
+                                 "...] with `member` [members], as a run's samples.npz"))
         found = detect_range(samples)
         used = value_range or found
         said += f", values read as {RANGES[used]}" + ("" if value_range else " (detected; --range to override)")
@@ -283,15 +286,22 @@ def samples_run(path: str | pathlib.Path) -> tuple[dict, dict] | None:
     return json.loads(config_file.read_text()), json.loads(summary_file.read_text()) if summary_file.is_file() else {}
 
 
-def samples_origin(path: str | pathlib.Path, run: tuple[dict, dict], task: str) -> str | None:
+def samples_origin(path: str | pathlib.Path, run: tuple[dict, dict], task: str, data: str | None = None) -> str | None:
     """For a run's samples.npz and its records (`samples_run`): refuses samples a task would misread (a
-    script's run without a task stores flat data as G draws it, not in the task's units), and returns a line
-    when the samples are not from the step summary.json's evaluations are (a run stopped between evaluations)."""
+    script's run without a task stores flat data as G draws it, not in the task's units) or score against
+    other real data than the run's (`task` and `data`, the config's data, as the flags give them), and returns a
+    line when the samples are not from the step summary.json's evaluations are (a run stopped between evaluations)."""
     config, summary = run
     if "task" not in config and not config["config"].get("image_shape"):
         raise ConfigError(f"`file`: {path} is from a run without a task (a script's gj.run): its samples are G's "
                           f"outputs as G draws them, not the {task} task's data units; score them with your own "
                           "function, or train with the task (Task.train_and_evaluate)")
+    if config.get("task") not in (None, task):
+        raise ConfigError(f"`--task`: {path} is from a run of the {config['task']} task, not {task}; give --task "
+                          f"{config['task']} and the data flags the run had")
+    if data is not None and config["config"].get("data") not in (None, data):
+        raise ConfigError(f"data flags: {path} is from a run on {config['config']['data']}, and these flags give "
+                          f"{data}; give the data flags the run had, so it is scored against its own real data")
     evaluated_at = summary.get("evaluated_at")
     with np.load(path) as stored:
         step = int(stored["step"]) if "step" in stored.files else None

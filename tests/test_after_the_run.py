@@ -315,6 +315,21 @@ def test_evaluate_says_when_a_run_s_samples_are_from_after_its_last_evaluation(t
     assert runs.samples_origin(tmp_path / "samples.npz", runs.samples_run(tmp_path / "samples.npz"), "toy") is None
 
 
+def test_evaluate_refuses_a_run_s_samples_scored_as_another_task_or_against_other_data(tmp_path):
+    """A quadratic run's samples scored with --data ring8 had read coverage 0 against the ring, silently."""
+    (tmp_path / "config.json").write_text(json.dumps({"task": "toy", "config": {"data": "quadratic"}}))
+    np.savez(tmp_path / "samples.npz", samples=np.zeros((1, 3, 2)), member=np.arange(1), step=np.asarray(0))
+    run = runs.samples_run(tmp_path / "samples.npz")
+    assert runs.samples_origin(tmp_path / "samples.npz", run, "toy", "quadratic") is None
+    with pytest.raises(ConfigError, match=r"^`--task`: .* is from a run of the toy task, not mnist; give --task toy"):
+        runs.samples_origin(tmp_path / "samples.npz", run, "mnist", "mnist")
+    with pytest.raises(ConfigError, match=r"^data flags: .* is from a run on quadratic, and these flags give ring8; "):
+        runs.samples_origin(tmp_path / "samples.npz", run, "toy", "ring8")
+    refused = run_main("experiments.evaluate", tmp_path / "samples.npz", "--task", "toy", "--data", "ring8")
+    assert refused.returncode == 2 and "is from a run on quadratic, and these flags give ring8" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
 def test_the_console_says_when_a_stopped_run_s_metrics_are_from_an_earlier_evaluation():
     summary = {"seed_steps_per_s": 10.0, "n_members": 2, "steps": 1000, "devices": 1, "compile_s": 1.0, "wall_s": 2.0,
                "preempted": {"signal": "SIGTERM", "step": 1000, "checkpointed": True}, "evaluated_at": 0, "diverged": [],

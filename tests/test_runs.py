@@ -123,6 +123,26 @@ def test_another_library_s_images_score_the_same_in_any_range(tmp_path):
     assert wrong.returncode == 2 and "width 784 are not this task's 2-D data" in wrong.stderr
 
 
+def test_images_in_any_accepted_layout_read_alike_and_another_layout_is_refused(tmp_path):
+    """[n, h, w, c], [n, h*w*c], PyTorch's channels-first [n, c, h, w] (and for one channel [n, h, w]) read as
+    the same pixels; a layout of the right size but another shape, [n, 14, 56] for 28x28 digits, is refused."""
+    images = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 3), np.uint8)
+    layouts = {"hwc": images, "flat": images.reshape(5, -1), "chw": np.moveaxis(images, -1, 1)}
+    read = {}
+    for name, array in layouts.items():
+        np.save(tmp_path / f"{name}.npy", array)
+        read[name], _, said = gj.runs.read_samples(tmp_path / f"{name}.npy", (8, 8, 3))
+        assert ("channels first (moved last)" in said) == (name == "chw")
+    assert np.array_equal(read["hwc"], read["flat"]) and np.array_equal(read["hwc"], read["chw"])
+    digits = images[..., 0]
+    np.save(tmp_path / "nchw.npy", digits[:, None]), np.save(tmp_path / "nhw.npy", digits)
+    assert np.array_equal(gj.runs.read_samples(tmp_path / "nchw.npy", (8, 8, 1))[0],
+                          gj.runs.read_samples(tmp_path / "nhw.npy", (8, 8, 1))[0])
+    np.save(tmp_path / "wrong.npy", digits.reshape(5, 4, 16))
+    with pytest.raises(gj.ConfigError, match=r"^`file`: samples of shape \(4, 16\) are not \(8, 8, 1\) images; "):
+        gj.runs.read_samples(tmp_path / "wrong.npy", (8, 8, 1))
+
+
 def test_evaluate_offers_the_data_flags_and_refuses_a_training_flag(tmp_path):
     """Scoring samples trains nothing: --help lists the task's data flags, not its model's settings or its
     training-only flags, and a model flag copied from a training command is refused in one line."""
