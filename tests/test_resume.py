@@ -14,7 +14,7 @@ from conftest import REPO, run_main
 from gan_jax.engine import logs
 from gan_jax.engine.rundir import read_metrics
 
-FLAGS = ["--seeds", "2", "--log-every", "10", "--snapshot-every", "20", "--checkpoint-every", "20", "--keep", "2",
+FLAGS = ["--seeds", "2", "--log-every", "10", "--snapshot-every", "40", "--checkpoint-every", "20", "--keep", "2",
          "--no-progress", "--no-figures"]
 
 
