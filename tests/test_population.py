@@ -165,7 +165,7 @@ def test_successive_halving_keeps_exactly_the_top_members_at_each_rung():
 
 
 def test_tune_cli_pbt_and_sh_write_their_records(tmp_path):
-    toy_args = ["--", "--preset", "ring8", "--batch-size", "32", "--snapshot-every", "20", "--log-every", "10", "--no-progress", "--no-figures"]
+    toy_args = ["--", "--data", "ring8", "--batch-size", "32", "--snapshot-every", "20", "--log-every", "10", "--no-progress", "--no-figures"]
     pbt = run_main("experiments.tune", "--method", "pbt", "--metric", "kid", "--population", "4", "--ready", "20",
                    "--out", tmp_path / "pbt", *toy_args, "--steps", "40")
     assert pbt.returncode == 0, pbt.stderr
