@@ -21,6 +21,7 @@ from gan_jax.errors import ConfigError
 def probing(tmp_path, monkeypatch):  # the probe on (conftest turns it off), with a cache of this test's own
     monkeypatch.setenv(layout.PROBE_ENV, "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(layout, "PROBE_SECONDS", 0.05)  # each timing shorter: what is chosen, not how well, is tested
     return tmp_path / "cache" / "gan_jax" / "layouts.json"
 
 
