@@ -27,7 +27,8 @@ def parse(argv):
     parser = cli.OneLineParser(prog="python -m experiments.evaluate", description=__doc__.split("\n\n")[0].replace("\n", " "),
                                formatter_class=cli.DefaultsFormatter)
     parser.add_argument("file", type=pathlib.Path, help="samples: .npz (a run's samples.npz, or one array) or .npy")
-    parser.add_argument("--task", default=commands.DEFAULT_TASK, help="the task whose metrics to use")
+    parser.add_argument("--task", default=commands.DEFAULT_TASK,
+                        help="the task whose metrics to use; its data flags follow (--task NAME --help lists them)")
     parser.add_argument("--preset", choices=task.presets, default=task.presets[0], help="the run's preset")
     parser.add_argument("--range", choices=sorted(runs.RANGES), default=None,
                         help="images' value range: uint8 (0-255), unit ([0, 1]), tanh ([-1, 1]); default: detected")
