@@ -8,7 +8,6 @@ import json
 import pathlib
 
 import numpy as np
-import scipy.stats
 
 from gan_jax import tasks
 from gan_jax.engine import logs
@@ -117,7 +116,7 @@ def compare(groups: list[Group], mode: str) -> list[dict]:
     for i, (g, s) in enumerate(zip(groups, summaries)):
         a, b = g.final[np.isfinite(g.final)], groups[best].final[np.isfinite(groups[best].final)]
         p = (float("nan") if i == best or min(a.size, b.size) < 2
-             else float(scipy.stats.ttest_ind(a, b, equal_var=False).pvalue))
+             else stats.welch_p(a, b))
         rows.append({"run": g.run, "step": g.step, "setting": g.setting, "seeds": g.seeds, **s, "best": i == best,
                      "difference": s["mean"] - summaries[best]["mean"], "p": p, "resolved": bool(p < ALPHA)})
     return rows

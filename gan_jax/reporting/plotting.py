@@ -6,19 +6,26 @@ import pathlib
 from typing import Sequence
 
 import numpy as np
-from matplotlib.animation import FuncAnimation, PillowWriter
-from matplotlib.figure import Figure
 
 
 def subplots(*grid, figsize, **kwargs):
     """(figure, axes) without pyplot: no global figure state and no backend to choose, so the library
     draws headless and a caller's own matplotlib settings stay untouched."""
+    from matplotlib.figure import Figure  # here, not at import: entry points start without matplotlib
+
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(*grid, **kwargs)
 
 
 def _save(fig, path: pathlib.Path) -> pathlib.Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def _save_gif(fig, draw, frames: int, path: pathlib.Path, fps: int) -> pathlib.Path:
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    FuncAnimation(fig, draw, frames=frames).save(path, writer=PillowWriter(fps=fps))
     return path
 
 
@@ -140,8 +147,7 @@ def snapshot_gif(snapshots: Sequence[tuple[int, np.ndarray]], real: np.ndarray, 
         _scatter_real_fake(ax, real, fake, f"{title} step {step}", lims)
         ax.legend(loc="upper center", fontsize=7, markerscale=3)
 
-    FuncAnimation(fig, draw, frames=len(snapshots)).save(path, writer=PillowWriter(fps=fps))
-    return path
+    return _save_gif(fig, draw, len(snapshots), path, fps)
 
 
 def feature_space(before: dict[str, np.ndarray], after: dict[str, np.ndarray], path: pathlib.Path,
@@ -233,5 +239,4 @@ def image_gif(frames: Sequence[tuple[int, np.ndarray]], path: pathlib.Path, rows
         ax.imshow(np.nan_to_num(_tile(images, rows), nan=1.0), cmap="gray", vmin=0, vmax=1)
         ax.set(xticks=[], yticks=[], title=f"{title} step {step}")
 
-    FuncAnimation(fig, draw, frames=len(frames)).save(path, writer=PillowWriter(fps=fps))
-    return path
+    return _save_gif(fig, draw, len(frames), path, fps)

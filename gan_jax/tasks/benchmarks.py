@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import scipy.stats
 
 from gan_jax.errors import ConfigError
+from gan_jax.metrics import stats
 
 SOURCE = "Lin, Khetan, Fanti, Oh: PacGAN, NeurIPS 2018 (arXiv 1712.04086); tables from github.com/fjxmlzn/PacGAN"
 
@@ -91,7 +91,7 @@ def mean_se_ci(values) -> dict[str, float]:
         return {"mean": float(v.mean()) if v.size else float("nan"), "se": float("nan"), "ci95": float("nan"),
                 "n": int(v.size)}
     se = v.std(ddof=1) / np.sqrt(v.size)
-    return {"mean": float(v.mean()), "se": float(se), "ci95": float(scipy.stats.t.ppf(0.975, v.size - 1) * se),
+    return {"mean": float(v.mean()), "se": float(se), "ci95": float(stats.t975(v.size - 1) * se),
             "n": int(v.size)}
 
 
