@@ -4,7 +4,6 @@ halving keeps exactly the top members at each rung."""
 import json
 import subprocess
 import sys
-import textwrap
 import types
 
 import chex
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_main, xla_env
+from pbt_run import cheap_evaluator
 from gan_jax.components.optim import default_hparams
 from gan_jax.core.config import Config, HParams
 from gan_jax.core.gan import GAN
@@ -21,7 +21,6 @@ from gan_jax.engine import experiment
 from gan_jax.engine.members import grid, Member, member_keys, stack_hparams
 from gan_jax.engine.sweep import Sweep
 from gan_jax.search import population
-from gan_jax.tasks import toy
 
 CFG = Config(data="ring8", batch_size=32, log_every=10)
 
@@ -64,11 +63,13 @@ def run(tmp_path, name, truncation, steps=60, **options):
     members = grid(range(4), default_hparams("adam", 3e-4), lr=[1e-4, 1e-3])[:4] + \
         grid(range(4, 8), default_hparams("adam", 3e-4))[:4]
     cfg = CFG.replace(optimizer="adam")
-    controller = population.PBT(population.PBTOptions("kid", 20, truncation=truncation, explore=("lr_g",)),
+    controller = population.PBT(population.PBTOptions("mean_gap", 20, mode="min", truncation=truncation,
+                                                      explore=("lr_g",)),
                                 members, tmp_path / f"{name}.jsonl") if truncation is not None else None
-    result = experiment.run(GAN.from_config(cfg), members, tmp_path / name,
+    gan = GAN.from_config(cfg)
+    result = experiment.run(gan, members, tmp_path / name,
                             experiment.RunOptions(steps, snapshot_every=20, progress=False, **options),
-                            evaluate=toy.evaluator(GAN.from_config(cfg))[0], controller=controller)
+                            evaluate=cheap_evaluator(gan), controller=controller)
     return result, controller
 
 
@@ -93,36 +94,11 @@ def test_pbt_resumed_run_equals_uninterrupted_decisions_included(tmp_path):
     assert population.pbt_summary(again, resumed) == population.pbt_summary(controller, whole)  # decisions too
 
 
-SCRIPT = textwrap.dedent("""
-    import json, sys, jax, numpy as np
-    from gan_jax.engine import experiment
-    from gan_jax.search import population
-    from gan_jax.core.config import Config
-    from gan_jax.engine.members import grid
-    from gan_jax.components.optim import default_hparams
-    from gan_jax.tasks import toy
-    from gan_jax.core.gan import GAN
-    def main(out):
-        cfg = Config(data="ring8", batch_size=32, log_every=10, optimizer="adam")
-        members = grid(range(8), default_hparams("adam", 3e-4), lr=[1e-3])
-        options = population.PBTOptions("kid", 20, truncation=0.25, explore=("lr_g", "lr_d"))
-        controller = population.PBT(options, members, None)
-        gan = GAN.from_config(cfg)
-        result = experiment.run(gan, members, out + "_run", experiment.RunOptions(60, snapshot_every=20, progress=False),
-                                evaluate=toy.evaluator(gan)[0], controller=controller)
-        leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get((result.state.g_params, result.hparams)))]
-        np.savez(out, *leaves)
-        print("devices", result.summary["devices"], json.dumps([(r["step"], r["member"], r["source"]) for r in controller.records]))
-    if __name__ == "__main__":
-        main(sys.argv[1])
-""")
-
-
 def run_script(tmp_path, n_devices):
-    """SCRIPT in a subprocess with n emulated devices."""
+    """tests/pbt_run.py in a subprocess with n emulated devices."""
     out = str(tmp_path / f"pbt{n_devices}")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, out], cwd=REPO, env=xla_env(n_devices), capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "tests/pbt_run.py", out], cwd=REPO, env=xla_env(n_devices),
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [x for x in proc.stdout.splitlines() if x.startswith("devices")][0]
     with np.load(out + ".npz") as f:
