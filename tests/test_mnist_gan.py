@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import SHARED_MNIST, needs_mnist, run_main
+from conftest import SHARED_MNIST, needs_mnist, run_main, trained
 from gan_jax import presets
 from gan_jax.components.optim import default_hparams
 from gan_jax.core.gan import GAN
@@ -125,7 +125,7 @@ def test_r2_moves_from_noise_toward_real_digits():
         return mean_image_error(fake01, real01), nearest_real_distance(fake01[:200], real01)
 
     mean_before, nn_before = measure(state.g_params)
-    state, _ = jax.jit(gan.run, static_argnums=2)(state, hp, 1000)
+    state, _ = trained(gan, state, hp, 1000)
     mean_after, nn_after = measure(state.g_params)
     # untrained: a mid-grey haze (measured 0.41 and 0.47); after 1,000 steps 0.15 and 0.26
     assert mean_before > 0.3 and nn_before > 0.4, (mean_before, nn_before)
@@ -152,7 +152,7 @@ def test_cgan_draws_the_digit_it_is_asked_for():
 
     state = jax.jit(gan.init)(jax.random.key(0))
     before = label_accuracy(state)
-    state, _ = jax.jit(gan.run, static_argnums=2)(state, hp, 4000)
+    state, _ = trained(gan, state, hp, 4000)
     after = label_accuracy(state)
     # measured: 0.098 untrained, 0.752 after 4,000 steps (0.168 after 2,000: it learns the labels late)
     assert before < 0.2 and after > 0.35, (before, after)
