@@ -1,6 +1,6 @@
 """Throughput of gan_jax's fused sweep against naive JAX and PyTorch, over members and devices; its % of peak.
 
-    python -m experiments.benchmark                    # the CPU suite: 15 to 35 minutes on 2 CPU cores
+    python -m experiments.benchmark                    # the CPU suite: 15 to 44 minutes on 2 CPU cores
     python -m experiments.benchmark --quick            # short lists, few steps: a smoke test, not a measurement
     python -m experiments.benchmark --suite gpu        # the GPU suite: about 10 minutes on one H200 (estimated)
     python -m experiments.benchmark --suite gpu --tiny # every code path of the GPU suite, on a CPU, in seconds
