@@ -254,6 +254,7 @@ def read_samples(path: str | pathlib.Path, image_shape, value_range: str | None 
 
     if samples is None:
         raise ConfigError(f"`file`: {path} holds {sorted(arrays)}; give one array, or `samples`")
+    given = samples.shape
     samples = samples if ours else samples[None]
     said = f"{path}: {samples.shape[0]} member(s) x {samples.shape[1]} samples"
     if image_shape is not None:
@@ -262,7 +263,8 @@ def read_samples(path: str | pathlib.Path, image_shape, value_range: str | None 
             samples = np.moveaxis(samples, 2, -1)
             said += ", channels first (moved last)"
         if samples.shape[2:] not in {(size,), (h, w, c)} | ({(h, w), (1, h, w)} if c == 1 else set()):
-            raise ConfigError(f"`file`: samples of shape {samples.shape[2:]} are not {tuple(image_shape)} images"
+            raise ConfigError(f"`file`: {path} holds an array of shape {given}, whose samples of shape "
+                              f"{samples.shape[2:]} are not {tuple(image_shape)} images"
                               + ("" if ours else "; a .npy or one-array .npz holds one member's samples, [n, h, w, c], "
                                  "[n, c, h, w] or [n, h*w*c]; several members' go in an .npz as `samples` [members, n, "
                                  "...] with `member` [members], as a run's samples.npz"))

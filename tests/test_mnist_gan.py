@@ -178,7 +178,7 @@ def test_mnist_gan_runs_on_the_shared_test_split(tmp_path):
     config = json.loads((out / "config.json").read_text())["config"]
     assert config["generator"]["hidden"] == [64] and config["discriminator"]["hidden"] == [96]
     assert "mnist/test from " in proc.stdout  # auto split: no train split there, so test
-    assert "training on 8000 images; 2000 held out" in proc.stdout and "classifier_score over seeds" in proc.stdout
+    assert "8000 training images; 2000 held out" in proc.stdout and "classifier_score over seeds" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["real_reference"]["classifier_score"] > 9.5 and summary["over_seeds"]["eval_frechet_distance"]["n"] == 4
     ceiling = summary["real_reference"]  # the new metrics' real-data ceiling, and what they depend on

@@ -139,7 +139,8 @@ def test_images_in_any_accepted_layout_read_alike_and_another_layout_is_refused(
     assert np.array_equal(gj.runs.read_samples(tmp_path / "nchw.npy", (8, 8, 1))[0],
                           gj.runs.read_samples(tmp_path / "nhw.npy", (8, 8, 1))[0])
     np.save(tmp_path / "wrong.npy", digits.reshape(5, 4, 16))
-    with pytest.raises(gj.ConfigError, match=r"^`file`: samples of shape \(4, 16\) are not \(8, 8, 1\) images; "):
+    with pytest.raises(gj.ConfigError, match=r"^`file`: .*wrong.npy holds an array of shape \(5, 4, 16\), whose "
+                                             r"samples of shape \(4, 16\) are not \(8, 8, 1\) images; "):
         gj.runs.read_samples(tmp_path / "wrong.npy", (8, 8, 1))
 
 

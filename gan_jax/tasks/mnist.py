@@ -183,7 +183,7 @@ class MnistTask(base.Task):
         add = parser.add_argument
         add("--dataset", choices=sorted(mnist.IMAGE_DATASETS), default="mnist", help="dataset")
         add("--data-dir", default=None, help="directory of IDX files (offline); default: tensorflow-datasets")
-        add("--split", choices=list(SPLITS), default="auto", help="split to train on; auto: train if present, else test")
+        add("--split", choices=list(SPLITS), default="auto", help="split to read; auto: train if present, else test")
         add("--no-eval", action="store_true", help="skip the classifier metrics")
 
     def configure(self, cfg: Config, args, data: MnistData) -> Config:
@@ -192,7 +192,7 @@ class MnistTask(base.Task):
     def load(self, args) -> MnistData:
         data = load(args.dataset, args.data_dir, args.split, evaluate=not args.no_eval)
         held = f"; {len(data.heldout)} held out for the metrics" if data.heldout is not None else ""
-        print(f"{data.dataset}/{data.split} from {data.source}: training on {len(data.train.images)} images{held}")
+        print(f"{data.dataset}/{data.split} from {data.source}: {len(data.train.images)} training images{held}")
         if data.note:
             print(data.note)
         return data

@@ -128,7 +128,7 @@ class ToyTask(base.Task):
     def add_flags(self, parser, cfg: Config) -> None:
         add = parser.add_argument
         add("--data", choices=sorted(data.TOY_DATASETS), default=cfg.data, help="toy dataset")
-        add("--raw-data", action="store_true", help="train on the tutorial's raw units instead of standardized data")
+        add("--raw-data", action="store_true", help="data in the tutorial's raw units instead of standardized")
         add("--full", action="store_true", help=f"the tutorial's {presets.R1_FULL_STEPS:,} iterations")
 
     def configure(self, cfg: Config, args, data_) -> Config:
