@@ -63,7 +63,7 @@ class Ran(NamedTuple):
     stderr: str
 
 
-# XLA's default optimization, for the few programs that train long enough to cost more run than compiled
+# XLA's default optimization, for the few programs that train long enough to cost more to run than to compile
 OPTIMIZED = {"xla_backend_optimization_level": 3, "xla_cpu_use_fusion_emitters": True} if OPT_OFF else None
 
 
