@@ -123,5 +123,6 @@ def test_every_task_declares_each_metric_once_with_a_direction():
         declared = [m.name for m in tasks.get(name).metrics]
         assert declared and len(declared) == len(set(declared)), name
     assert tasks.metric("kid").mode == "min" and tasks.metric("high_quality").mode == "max"
+    tasks.get("experiments.custom_task:TASK")  # registers it here, not only in whichever test ran first
     assert tasks.metric("bar_share").mode == "max"  # a registered task's own metric
     assert tasks.metric("no_such_metric") is None
