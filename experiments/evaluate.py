@@ -15,7 +15,7 @@ import pathlib
 import sys
 
 
-from gan_jax import cli, commands, data as data_registry, presets, runs
+from gan_jax import cli, commands, data as data_registry, presets, runs, tasks
 from gan_jax.engine.rundir import to_json
 from gan_jax.metrics import stats
 from gan_jax.reporting import compare, plotting
@@ -29,7 +29,8 @@ def parse(argv):
     parser.add_argument("file", type=pathlib.Path, help="samples: .npz (a run's samples.npz, or one array) or .npy")
     parser.add_argument("--task", default=commands.DEFAULT_TASK,
                         help="the task whose metrics to use; its data flags follow (--task NAME --help lists them)")
-    parser.add_argument("--preset", choices=task.presets, default=task.presets[0], help="the run's preset")
+    parser.add_argument("--preset", choices=task.presets, default=task.presets[0],
+                        help="a preset of the task, for its data settings (the scores do not depend on its model)")
     parser.add_argument("--range", choices=sorted(runs.RANGES), default=None,
                         help="images' value range: uint8 (0-255), unit ([0, 1]), tanh ([-1, 1]); default: detected")
     parser.add_argument("--out", type=pathlib.Path, default=None, help="also write the scores as JSON here")
@@ -47,7 +48,8 @@ def main(argv=None):
         cfg = task.configure(preset.config, args, data)
         scorer = task.scorer(cfg, data)
         if scorer is None:
-            parser.error(f"--task {task.name} has no evaluation for this data (is --no-eval given?)")
+            scored_by = f"; give --task {cfg.data}, the task that scores it" if cfg.data in tasks.names() else ""
+            parser.error(f"--task {task.name} has no evaluation for {cfg.data} data{scored_by}")
         dim = data_registry.dimension(cfg.data) if cfg.data in data_registry.DATASETS else None
         run = runs.samples_run(args.file)  # a run's samples.npz: its config.json and summary.json
         origin = runs.samples_origin(args.file, run, task.name, cfg.data) if run else None

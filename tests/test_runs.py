@@ -144,6 +144,21 @@ def test_images_in_any_accepted_layout_read_alike_and_another_layout_is_refused(
         gj.runs.read_samples(tmp_path / "wrong.npy", (8, 8, 1))
 
 
+@needs_mnist
+def test_evaluate_names_the_task_that_scores_data_its_task_cannot(tmp_path):
+    """Fashion-MNIST read by the mnist task has no evaluation there: the line names the task that scores it,
+    not a training flag evaluate does not have; and --dataset offers only what the task can load."""
+    np.save(tmp_path / "x.npy", np.zeros((10, 28, 28), np.uint8))
+    wrong = run_main("experiments.evaluate", tmp_path / "x.npy", "--task", "mnist", "--dataset", "fashion_mnist",
+                     "--data-dir", SHARED_MNIST)
+    assert wrong.returncode == 2 and wrong.stderr.strip().splitlines()[-1].endswith(
+        "error: --task mnist has no evaluation for fashion_mnist data; give --task fashion_mnist, the task that "
+        "scores it")
+    stacked = run_main("experiments.evaluate", tmp_path / "x.npy", "--task", "mnist", "--dataset", "stacked_mnist")
+    assert stacked.returncode == 2 and \
+        "invalid choice: 'stacked_mnist' (choose from 'mnist', 'fashion_mnist')" in stacked.stderr
+
+
 def test_evaluate_offers_the_data_flags_and_refuses_a_training_flag(tmp_path):
     """Scoring samples trains nothing: --help lists the task's data flags, not its model's settings or its
     training-only flags, and a model flag copied from a training command is refused in one line."""

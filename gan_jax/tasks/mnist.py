@@ -181,7 +181,7 @@ class MnistTask(base.Task):
 
     def add_flags(self, parser, cfg: Config) -> None:
         add = parser.add_argument
-        add("--dataset", choices=sorted(mnist.IMAGE_DATASETS), default="mnist", help="dataset")
+        add("--dataset", choices=list(mnist.TFDS_NAMES), default="mnist", help="dataset")
         add("--data-dir", default=None, help="directory of IDX files (offline); default: tensorflow-datasets")
         add("--split", choices=list(SPLITS), default="auto", help="split to read; auto: train if present, else test")
         add("--no-eval", action="store_true", help="skip the classifier metrics")
